@@ -1,0 +1,65 @@
+"""One array module for the whole framework: ``xp`` is NumPy or CuPy.
+
+The choice is made once, at import, from the environment variable
+``MINIFER_DEVICE`` (``cpu``, the default, or ``gpu``), or later with
+:func:`use_device`. Layers never import numpy or cupy themselves for array
+work; they call ``backend.xp`` so the same code runs on both::
+
+    from minifer import backend
+    backend.use_device("gpu")      # raises a clear error without CuPy
+    x = backend.to_device(host_array)
+    y = backend.to_host(x)         # always a NumPy array
+
+Importing minifer never imports CuPy unless the GPU is asked for.
+"""
+import os
+
+import numpy as np
+
+xp = np            # the active array module
+DEVICE = "cpu"     # "cpu" or "gpu"
+DTYPE = np.float32  # the framework's compute dtype
+
+
+class DeviceError(RuntimeError):
+    """The requested device is not available."""
+
+
+def use_device(name):
+    """Switch the array module: ``"cpu"`` (NumPy) or ``"gpu"`` (CuPy)."""
+    global xp, DEVICE
+    name = name.lower()
+    if name == "cpu":
+        xp, DEVICE = np, "cpu"
+    elif name in ("gpu", "cuda"):
+        try:
+            import cupy
+            cupy.cuda.runtime.getDeviceCount()
+        except Exception as e:  # ImportError, or CUDA errors without a GPU
+            raise DeviceError(f"GPU requested but CuPy/CUDA is not usable: {e}") from None
+        xp, DEVICE = cupy, "gpu"
+    else:
+        raise ValueError(f"unknown device {name!r}; use 'cpu' or 'gpu'")
+    return xp
+
+
+def get_array_module(a):
+    """NumPy or CuPy, whichever owns array ``a``."""
+    return np if isinstance(a, np.ndarray) or DEVICE == "cpu" else xp.get_array_module(a)
+
+
+def to_device(a, dtype=None):
+    """Host array -> array on the active device (a no-op on the CPU)."""
+    a = xp.asarray(a)
+    return a.astype(dtype, copy=False) if dtype is not None else a
+
+
+def to_host(a):
+    """Any array -> NumPy array."""
+    if isinstance(a, np.ndarray):
+        return a
+    return a.get() if hasattr(a, "get") else np.asarray(a)
+
+
+if os.environ.get("MINIFER_DEVICE", "cpu").lower() not in ("", "cpu"):
+    use_device(os.environ["MINIFER_DEVICE"])

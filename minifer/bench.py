@@ -1,0 +1,175 @@
+"""``python -m minifer.bench``: how fast is minifer on this machine?
+
+Prints, for ``minivgg`` on 48x48x1 inputs:
+
+- the machine's float32 matmul speed (GFLOP/s, a 2048^3 GEMM), the ceiling;
+- training throughput (images/s, batch 64, forward + backward + SGD-Nesterov);
+- inference throughput (batch 256) and single-image latency;
+- the per-layer forward/backward time split of one training step;
+- with ``--torch`` (when PyTorch is importable): the same architecture in
+  PyTorch with the same thread count, in the same process, and the ratios.
+
+Everything is timed as the median of ``--repeat`` runs after a warm-up.
+"""
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+
+def _median_time(fn, repeat, warmup=1):
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def matmul_gflops(n=2048, repeat=5):
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    t = _median_time(lambda: a @ a, repeat)
+    return 2 * n ** 3 / t / 1e9
+
+
+def minifer_step(model, batch):
+    """One training step closure (forward, loss, backward, SGD-Nesterov)."""
+    from . import optim
+    from .layers import SoftmaxCrossEntropy
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, 48, 48, 1), dtype=np.float32)
+    y = rng.integers(0, 7, batch)
+    opt = optim.SGD(model.params(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    loss = SoftmaxCrossEntropy()
+    model.train()
+
+    def step():
+        loss(model.forward(x), y)
+        model.backward(loss.backward())
+        opt.step()
+    return step
+
+
+def layer_split(model, batch, repeat=3):
+    """Median forward and backward time of each layer in one training step (seconds)."""
+    from .layers import SoftmaxCrossEntropy
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, 48, 48, 1), dtype=np.float32)
+    y = rng.integers(0, 7, batch)
+    loss = SoftmaxCrossEntropy()
+    model.train()
+    fwd = {l.name: [] for l in model.layers}
+    bwd = {l.name: [] for l in model.layers}
+    for _ in range(repeat + 1):
+        z = x
+        for l in model.layers:
+            t = time.perf_counter()
+            z = l.forward(z)
+            fwd[l.name].append(time.perf_counter() - t)
+        loss(z, y)
+        d = loss.backward()
+        for i, l in reversed(list(enumerate(model.layers))):
+            l.need_input_grad = i > 0
+            t = time.perf_counter()
+            d = l.backward(d)
+            bwd[l.name].append(time.perf_counter() - t)
+    return [(l.name, type(l).__name__, statistics.median(fwd[l.name][1:]), statistics.median(bwd[l.name][1:]))
+            for l in model.layers]
+
+
+def bench_minifer(args):
+    from . import zoo
+    model = zoo.minivgg()
+    res = {}
+    res["train_ips"] = args.train_batch / _median_time(minifer_step(model, args.train_batch), args.repeat)
+    x = np.random.default_rng(1).standard_normal((args.infer_batch, 48, 48, 1), dtype=np.float32)
+    model.eval()
+    res["infer_ips"] = args.infer_batch / _median_time(lambda: model.forward(x), args.repeat)
+    x1 = x[:1]
+    res["latency_ms"] = 1000 * _median_time(lambda: model.forward(x1), max(20, args.repeat * 5), warmup=3)
+    res["split"] = layer_split(zoo.minivgg(), args.train_batch)
+    res["gflop_per_img"] = model.flops() / 1e9
+    return res
+
+
+def bench_torch(args, threads):
+    try:
+        import torch
+        from torch import nn
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+
+    def block(cin, cout):
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    net = nn.Sequential(*block(1, 32), *block(32, 32), nn.MaxPool2d(2), *block(32, 64), *block(64, 64),
+                        nn.MaxPool2d(2), *block(64, 128), *block(128, 128), nn.MaxPool2d(2), nn.Flatten(),
+                        nn.Linear(4608, 256, bias=False), nn.BatchNorm1d(256), nn.ReLU(inplace=True),
+                        nn.Dropout(0.5), nn.Linear(256, 7))
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    lossf = nn.CrossEntropyLoss()
+    x = torch.randn(args.train_batch, 1, 48, 48)
+    y = torch.randint(0, 7, (args.train_batch,))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        lossf(net(x), y).backward()
+        opt.step()
+    net.train()
+    res = {"version": torch.__version__}
+    res["train_ips"] = args.train_batch / _median_time(step, args.repeat)
+    net.eval()
+    xi = torch.randn(args.infer_batch, 1, 48, 48)
+    with torch.no_grad():
+        res["infer_ips"] = args.infer_batch / _median_time(lambda: net(xi), args.repeat)
+        x1 = xi[:1]
+        res["latency_ms"] = 1000 * _median_time(lambda: net(x1), max(20, args.repeat * 5), warmup=3)
+    return res
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m minifer.bench", description=__doc__.split("\n")[0])
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--train-batch", type=int, default=64)
+    p.add_argument("--infer-batch", type=int, default=256)
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    p.add_argument("--no-split", action="store_true", help="skip the per-layer table")
+    args = p.parse_args(argv)
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gf = matmul_gflops()
+    print(f"machine: {threads} threads, float32 matmul {gf:.0f} GFLOP/s (2048^3)")
+    m = bench_minifer(args)
+    step_gflop = 3 * m["gflop_per_img"]  # forward + two backward GEMMs per layer
+    print(f"minivgg: {m['gflop_per_img']:.3f} GFLOP/image forward; GEMM-bound training ceiling "
+          f"~{gf / step_gflop:.0f} images/s")
+    t = None if args.no_torch else bench_torch(args, threads)
+    rows = [("training (batch %d), images/s" % args.train_batch, "train_ips", True),
+            ("inference (batch %d), images/s" % args.infer_batch, "infer_ips", True),
+            ("latency (batch 1), ms", "latency_ms", False)]
+    head = f"{'':<34}{'minifer':>10}" + (f"{'torch ' + t['version'].split('+')[0]:>14}{'ratio':>8}" if t else "")
+    print(head)
+    for label, key, higher in rows:
+        line = f"{label:<34}{m[key]:>10.1f}"
+        if t:
+            ratio = m[key] / t[key] if higher else t[key] / m[key]
+            line += f"{t[key]:>14.1f}{ratio:>7.2f}x"
+        print(line)
+    if t:
+        print("(ratio > 1: minifer faster)")
+    if not args.no_split:
+        total = sum(f + b for _, _, f, b in m["split"])
+        print(f"\nper-layer split of one training step (batch {args.train_batch}), ms:")
+        print(f"{'layer':<14}{'type':<14}{'forward':>9}{'backward':>10}{'share':>8}")
+        for name, typ, f, b in m["split"]:
+            print(f"{name:<14}{typ:<14}{f * 1e3:>9.2f}{b * 1e3:>10.2f}{100 * (f + b) / total:>7.1f}%")
+        print(f"{'total':<28}{sum(f for _, _, f, _ in m['split']) * 1e3:>9.1f}"
+              f"{sum(b for _, _, _, b in m['split']) * 1e3:>10.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""Weights files: ``.npz`` with flat ``layer/param`` keys and JSON metadata.
+
+A weights file is a plain NumPy ``.npz`` archive. Every array is stored under a
+flat key such as ``conv1/W``; one extra entry, ``__meta__``, holds UTF-8 JSON
+bytes (a uint8 array) describing the architecture, class names, input shape,
+preprocessing and the minifer version, so a file is self-describing.
+
+Loading never unpickles (``allow_pickle=False``), and writes are atomic: the
+archive goes to a temporary file in the same folder, then ``os.replace``
+renames it over the target, so a crash never leaves half a file behind.
+"""
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+META_KEY = "__meta__"
+FORMAT = "minifer-weights"
+
+
+class WeightsError(ValueError):
+    """A weights file is missing, corrupt, truncated or does not fit."""
+
+
+def atomic_write(path, write_fn, suffix=""):
+    """Call ``write_fn(file_object)`` on a temp file, then rename it to ``path``."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_npz(path, arrays, meta, dtype=None):
+    """Write ``arrays`` (name -> array) and ``meta`` (JSON-able dict) atomically.
+
+    ``dtype`` (e.g. ``np.float16``) casts floating arrays for a smaller file;
+    :func:`load_npz` always returns float32.
+    """
+    out = {}
+    for k, v in arrays.items():
+        if k == META_KEY:
+            raise ValueError(f"{META_KEY!r} is reserved")
+        v = np.asarray(v)
+        if dtype is not None and np.issubdtype(v.dtype, np.floating):
+            v = v.astype(dtype)
+        out[k] = v
+    meta = dict(meta, format=FORMAT)
+    out[META_KEY] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    atomic_write(path, lambda f: np.savez_compressed(f, **out), suffix=".npz")
+
+
+def load_npz(path):
+    """Read a weights file -> ``(arrays, meta)``; floats come back as float32.
+
+    Raises :class:`WeightsError` with a one-line reason for a missing, corrupt,
+    truncated or foreign file.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise WeightsError(f"weights file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if META_KEY not in z.files:
+                raise WeightsError(f"{path}: not a minifer weights file (no {META_KEY} entry)")
+            meta = json.loads(z[META_KEY].tobytes().decode("utf-8"))
+            arrays = {}
+            for k in z.files:
+                if k == META_KEY:
+                    continue
+                a = z[k]
+                arrays[k] = a.astype(np.float32) if np.issubdtype(a.dtype, np.floating) else a
+    except WeightsError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError) as e:
+        raise WeightsError(f"{path}: corrupt or truncated weights file ({type(e).__name__}: {e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise WeightsError(f"{path}: not a minifer weights file (bad metadata)")
+    return arrays, meta

@@ -1,0 +1,12 @@
+"""All layers; each module keeps a layer's forward and backward on one screen."""
+from .activation import Dropout, ReLU
+from .base import LAYERS, Layer, Parameter
+from .conv import Conv2d
+from .dense import Dense, Flatten
+from .loss import SoftmaxCrossEntropy, log_softmax, softmax
+from .norm import BatchNorm1d, BatchNorm2d
+from .pool import AvgPool2d, GlobalAvgPool2d, MaxPool2d
+
+__all__ = ["Layer", "Parameter", "LAYERS", "Conv2d", "Dense", "Flatten", "ReLU", "Dropout",
+           "BatchNorm1d", "BatchNorm2d", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d",
+           "SoftmaxCrossEntropy", "softmax", "log_softmax"]

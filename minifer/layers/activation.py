@@ -1,0 +1,53 @@
+"""ReLU and Dropout.
+
+ReLU: ``out = max(x, 0)``; ``dx = dout * (x > 0)`` (the mask is recomputed
+from the output, since out > 0 exactly where x > 0).
+
+Dropout (inverted): in training keep each value with probability 1 - p and
+scale the kept ones by 1/(1 - p), so evaluation is the identity::
+
+    mask = (u >= p) / (1 - p),  u ~ U[0, 1);   out = x * mask;   dx = dout * mask
+"""
+import numpy as np
+
+from .. import backend
+from .base import Layer
+
+
+class ReLU(Layer):
+    def forward(self, x):
+        out = backend.xp.maximum(x, 0)
+        self.cache = out
+        return out
+
+    def backward(self, dout):
+        out, self.cache = self.cache, None
+        return dout * (out > 0)
+
+    def flops(self, s):
+        return int(np.prod(s))
+
+
+class Dropout(Layer):
+    """Inverted dropout with drop probability p. Uses ``self.rng`` (seedable)."""
+
+    def __init__(self, p=0.5, name=None):
+        super().__init__(name)
+        self.p = p
+        self.rng = np.random.default_rng()
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            self.cache = None
+            return x
+        u = self.rng.random(x.shape, dtype=np.float32)         # drawn on the host: seeded, device-independent
+        mask = backend.to_device((u >= self.p) * np.float32(1.0 / (1.0 - self.p)))
+        self.cache = mask
+        return x * mask
+
+    def backward(self, dout):
+        mask, self.cache = self.cache, None
+        return dout if mask is None else dout * mask
+
+    def config(self):
+        return dict(p=self.p)

@@ -1,0 +1,57 @@
+"""Dense (fully connected) layer and Flatten.
+
+Dense, x (N, D), W (D, F), b (F,)::
+
+    out = x @ W + b          dW = x.T @ dout     db = sum_n dout     dx = dout @ W.T
+"""
+import numpy as np
+
+from .. import backend
+from .base import Layer, Parameter, he_normal
+
+
+class Dense(Layer):
+    def __init__(self, in_features, out_features, bias=True, name=None, rng=None):
+        super().__init__(name)
+        self.fin, self.fout, self.bias = in_features, out_features, bias
+        rng = rng or np.random.default_rng()
+        self.params["W"] = Parameter(he_normal(rng, (in_features, out_features), in_features))
+        if bias:
+            self.params["b"] = Parameter(backend.xp.zeros(out_features, backend.DTYPE), decay=False)
+
+    def forward(self, x):
+        self.cache = x                                         # (N, D)
+        out = x @ self.params["W"].data                        # (N, F)
+        if self.bias:
+            out += self.params["b"].data
+        return out
+
+    def backward(self, dout):
+        x, self.cache = self.cache, None
+        self.params["W"].grad = x.T @ dout                     # (D, F)
+        if self.bias:
+            self.params["b"].grad = dout.sum(axis=0)           # (F,)
+        return dout @ self.params["W"].data.T if self.need_input_grad else None
+
+    def config(self):
+        return dict(in_features=self.fin, out_features=self.fout, bias=self.bias)
+
+    def output_shape(self, s):
+        return (self.fout,)
+
+    def flops(self, s):
+        return 2 * self.fin * self.fout
+
+
+class Flatten(Layer):
+    """(N, H, W, C) -> (N, H*W*C); backward reshapes back."""
+
+    def forward(self, x):
+        self.cache = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dout):
+        return dout.reshape(self.cache)
+
+    def output_shape(self, s):
+        return (int(np.prod(s)),)

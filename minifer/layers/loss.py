@@ -1,0 +1,64 @@
+"""Softmax cross-entropy with label smoothing and class weights.
+
+For logits z (N, K), p = softmax(z), target distribution q (N, K) (one-hot,
+smoothed ``q = (1 - eps) * onehot + eps / K``, or soft targets from mixup) and
+per-sample weights w_n = class_weight[y_n] (1 without class weights)::
+
+    L      = sum_n w_n * (-sum_k q_nk log p_nk) / sum_n w_n
+    dL/dz  = w_n * (p_n - q_n) / sum_n w_n
+
+The log-softmax subtracts the row max first, so large logits never overflow.
+"""
+import numpy as np
+
+from .. import backend
+
+
+def log_softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    return z - backend.xp.log(backend.xp.exp(z).sum(axis=1, keepdims=True))
+
+
+def softmax(z):
+    e = backend.xp.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class SoftmaxCrossEntropy:
+    """Loss object: ``loss = f(logits, y)`` then ``dlogits = f.backward()``.
+
+    ``y`` is int labels (N,) or soft targets (N, K). ``class_weights`` (K,)
+    weights each sample by its (hard or argmax) class.
+    """
+
+    def __init__(self, label_smoothing=0.0, class_weights=None):
+        self.eps = float(label_smoothing)
+        self.class_weights = None if class_weights is None else np.asarray(class_weights, np.float32)
+        self.cache = None
+
+    def __call__(self, logits, y):
+        xp = backend.xp
+        n, k = logits.shape
+        if y.ndim == 1:
+            labels = y
+            q = xp.zeros((n, k), logits.dtype)
+            q[xp.arange(n), y] = 1.0
+        else:
+            labels = y.argmax(axis=1)
+            q = y.astype(logits.dtype)
+        if self.eps:
+            q = q * (1.0 - self.eps) + self.eps / k
+        if self.class_weights is None:
+            w = xp.full(n, 1.0 / n, logits.dtype)
+        else:
+            w = backend.to_device(self.class_weights)[labels]
+            w = w / w.sum()
+        logp = log_softmax(logits)
+        loss = float(-(w * (q * logp).sum(axis=1)).sum())
+        self.cache = (xp.exp(logp), q, w)
+        return loss
+
+    def backward(self):
+        p, q, w = self.cache
+        self.cache = None
+        return ((p - q) * w[:, None]).astype(p.dtype)

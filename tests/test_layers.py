@@ -1,0 +1,145 @@
+"""Every layer's hand-written backward pass against float64 central differences."""
+import numpy as np
+import pytest
+
+from minifer import zoo
+from minifer.gradcheck import check_layer, check_model, numeric_grad, rel_error
+from minifer.layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dense, Dropout, Flatten,
+                            GlobalAvgPool2d, MaxPool2d, ReLU, SoftmaxCrossEntropy)
+from minifer.model import Sequential
+
+TOL = 1e-6
+rng = np.random.default_rng(0)
+
+
+def x_(*shape):
+    return rng.standard_normal(shape)
+
+
+@pytest.mark.parametrize("k,stride,pad,bias", [(3, 1, 1, True), (3, 2, 0, False), (1, 1, 0, True), (5, 2, 2, True)])
+def test_conv2d(k, stride, pad, bias):
+    layer = Conv2d(3, 4, k, stride=stride, padding=pad, bias=bias, rng=rng)
+    errs = check_layer(layer, x_(2, 7, 6, 3))
+    assert max(errs.values()) < TOL, errs
+
+
+def test_conv2d_matches_direct_convolution():
+    """The im2col result equals the textbook sum over kernel taps."""
+    layer = Conv2d(2, 3, 3, stride=1, padding=1, rng=rng)
+    layer.params["b"].data = rng.standard_normal(3).astype(np.float32)
+    x = rng.standard_normal((2, 5, 5, 2)).astype(np.float32)
+    out = layer.forward(x)
+    w, b = layer.params["W"].data, layer.params["b"].data
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    ref = np.zeros((2, 5, 5, 3), np.float32)
+    for i in range(5):
+        for j in range(5):
+            ref[:, i, j, :] = np.einsum("nhwc,hwcf->nf", xp[:, i:i + 3, j:j + 3, :], w) + b
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls,k,s", [(MaxPool2d, 2, 2), (MaxPool2d, 3, 2), (AvgPool2d, 2, 2), (AvgPool2d, 3, 1)])
+def test_pooling(cls, k, s):
+    errs = check_layer(cls(k, s), x_(2, 6, 7, 3))
+    assert max(errs.values()) < TOL, errs
+
+
+def test_global_avg_pool():
+    assert max(check_layer(GlobalAvgPool2d(), x_(2, 4, 3, 5)).values()) < TOL
+
+
+def test_batchnorm2d_train():
+    layer = BatchNorm2d(3)
+    layer.params["gamma"].data = rng.standard_normal(3).astype(np.float32)
+    layer.params["beta"].data = rng.standard_normal(3).astype(np.float32)
+    errs = check_layer(layer, x_(4, 3, 3, 3) * 2 + 1)
+    assert max(errs.values()) < 1e-5, errs
+
+
+def test_batchnorm1d_train_and_eval():
+    layer = BatchNorm1d(5)
+    errs = check_layer(layer, x_(16, 5))
+    assert max(errs.values()) < 1e-5, errs
+    layer.training = False
+    assert max(check_layer(layer, x_(8, 5)).values()) < TOL
+
+
+def test_batchnorm_running_stats():
+    layer = BatchNorm2d(2, momentum=0.5)
+    x = (rng.standard_normal((16, 4, 4, 2)) * 3 + 2).astype(np.float32)
+    out = layer.forward(x)
+    np.testing.assert_allclose(out.reshape(-1, 2).mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(out.reshape(-1, 2).std(0), 1, atol=1e-3)
+    np.testing.assert_allclose(layer.buffers["running_mean"], 0.5 * x.reshape(-1, 2).mean(0), rtol=1e-5)
+    np.testing.assert_allclose(layer.buffers["running_var"], 0.5 + 0.5 * x.reshape(-1, 2).var(0, ddof=1), rtol=1e-4)
+
+
+def test_dense_relu_flatten_dropout():
+    assert max(check_layer(Dense(6, 4, rng=rng), x_(3, 6)).values()) < TOL
+    assert max(check_layer(ReLU(), x_(3, 6)).values()) < TOL
+    assert max(check_layer(Flatten(), x_(2, 3, 2, 2)).values()) < TOL
+    assert max(check_layer(Dropout(0.3), x_(4, 8)).values()) < TOL
+
+
+def test_dropout_statistics_and_eval_identity():
+    d = Dropout(0.5)
+    d.rng = np.random.default_rng(0)
+    x = np.ones((1000, 100), np.float32)
+    out = d.forward(x)
+    assert abs((out == 0).mean() - 0.5) < 0.01 and abs(out.mean() - 1) < 0.02
+    d.training = False
+    assert d.forward(x) is x
+
+
+@pytest.mark.parametrize("smoothing,weights,soft", [(0.0, None, False), (0.1, None, False),
+                                                    (0.0, [1, 2, 0.5, 1], False), (0.1, [1, 2, 0.5, 1], True)])
+def test_softmax_cross_entropy(smoothing, weights, soft):
+    z = x_(5, 4)
+    y = rng.random((5, 4)) if soft else rng.integers(0, 4, 5)
+    if soft:
+        y /= y.sum(1, keepdims=True)
+    f = SoftmaxCrossEntropy(smoothing, weights)
+    f(z, y)
+    g = f.backward()
+    num = numeric_grad(lambda: f(z, y), z)
+    assert rel_error(g, num) < TOL
+
+
+def test_cross_entropy_value_and_stability():
+    f = SoftmaxCrossEntropy()
+    z = np.array([[1000.0, 0.0, -1000.0]], np.float32)
+    assert f(z, np.array([0])) == pytest.approx(0.0, abs=1e-6)
+    assert np.isfinite(f(z, np.array([2])))
+    z = np.zeros((2, 4), np.float32)
+    assert f(z, np.array([0, 3])) == pytest.approx(np.log(4), rel=1e-6)
+
+
+def test_small_network_gradients():
+    # no bias right before batch-norm: its true gradient is exactly 0 (BN removes any shift)
+    model = Sequential([Conv2d(1, 3, 3, padding=1, bias=False, rng=rng), BatchNorm2d(3), ReLU(), MaxPool2d(2),
+                        Conv2d(3, 4, 3, padding=1, rng=rng), ReLU(), AvgPool2d(2), Flatten(),
+                        Dense(16, 5, bias=False, rng=rng), BatchNorm1d(5), ReLU(), Dropout(0.2),
+                        Dense(5, 3, rng=rng)])
+    errs = check_model(model, x_(4, 8, 8, 1), rng.integers(0, 3, 4), SoftmaxCrossEntropy(0.1), max_checks=6)
+    assert max(errs.values()) < 1e-5, errs
+
+
+def test_minivgg_shapes_params_flops():
+    m = zoo.minivgg()
+    out = m.forward(np.zeros((2, 48, 48, 1), np.float32))
+    assert out.shape == (2, 7) and out.dtype == np.float32
+    assert m.num_params() == 1_468_839
+    assert 170e6 < m.flops() < 180e6
+    s = m.summary()
+    assert "b1c1_conv" in s and "(6, 6, 128)" in s and "1,468,839" in s
+
+
+def test_float32_throughout():
+    m = zoo.minivgg()
+    x = np.random.default_rng(0).standard_normal((2, 48, 48, 1)).astype(np.float32)
+    z = m.forward(x)
+    loss = SoftmaxCrossEntropy()
+    loss(z, np.array([0, 1]))
+    m.backward(loss.backward())
+    for name, p in m.named_params():
+        assert p.data.dtype == np.float32 and p.grad.dtype == np.float32, name
