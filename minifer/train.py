@@ -42,6 +42,9 @@ def parse_args(argv=None):
     p.add_argument("--val-split", default="val")
     p.add_argument("--model", default="minivgg", choices=sorted(zoo.MODELS))
     p.add_argument("--init", help="weights .npz to start from (e.g. converted VGG16; fitting layers only)")
+    p.add_argument("--freeze-blocks", type=int, default=0, help="with --init: freeze conv blocks 1..N")
+    p.add_argument("--base-lr-scale", type=float, default=1.0,
+                   help="with --init: learning-rate factor for the conv blocks (head: 1)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam", "adamw"])
@@ -73,10 +76,12 @@ def parse_args(argv=None):
 # ---------------------------------------------------------------------------------------
 def build_model(args, mean, std):
     model = zoo.build(args.model, seed=args.seed)
-    if args.init:
-        from .transfer import load_pretrained
-        load_pretrained(model, args.init)
     model.meta.update(preprocess={"color": "gray", "scale": 1 / 255, "mean": [mean], "std": [std]})
+    if args.init:  # after setting preprocess: the gray fold of the first conv uses it
+        from .transfer import freeze_blocks, load_pretrained, set_block_lr
+        print(load_pretrained(model, args.init), flush=True)
+        freeze_blocks(model, args.freeze_blocks)
+        set_block_lr(model, {"base": args.base_lr_scale})
     return model
 
 

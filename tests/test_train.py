@@ -1,0 +1,97 @@
+"""Training smoke tests: loss goes down, resume is exact, bad input is one line, evaluate CLI."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from minifer import train
+from minifer.io import load_npz
+from minifer.model import load_model
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def fer_npz(tmp_path_factory):
+    """A tiny learnable FER-like set: each class has its own bright square."""
+    rng = np.random.default_rng(0)
+
+    def make(n):
+        y = rng.integers(0, 7, n).astype(np.uint8)
+        x = rng.integers(0, 60, (n, 48, 48)).astype(np.uint8)
+        for i, c in enumerate(y):
+            r, col = divmod(int(c), 4)
+            x[i, 4 + r * 20:16 + r * 20, 2 + col * 11:12 + col * 11] += 150
+        return x, y
+    xt, yt = make(96)
+    xv, yv = make(64)
+    path = tmp_path_factory.mktemp("fer") / "tiny.npz"
+    np.savez(path, x_train=xt, y_train=yt, x_val=xv, y_val=yv)
+    return path
+
+
+def run(fer_npz, out, *extra):
+    return train.main(["--data", str(fer_npz), "--out", str(out), "--batch-size", "32", "--lr", "0.05",
+                       "--augment", "none", "--quiet", "--checkpoint-every", "0", *extra])
+
+
+def test_loss_goes_down_and_outputs_written(fer_npz, tmp_path):
+    assert run(fer_npz, tmp_path, "--epochs", "4") == 0
+    hist = json.loads((tmp_path / "history.json").read_text())
+    assert hist[-1]["train_loss"] < 0.8 * hist[0]["train_loss"]
+    assert hist[-1]["val_acc"] > 0.5
+    for f in ["best.npz", "last.npz", "checkpoint.npz", "history.csv", "curves.png"]:
+        assert (tmp_path / f).stat().st_size > 0
+    m = load_model(tmp_path / "best.npz")
+    assert m.meta["preprocess"]["std"][0] > 0 and m.meta["training"]["epochs_done"] >= 1
+
+
+def test_resume_mid_epoch_is_exact(fer_npz, tmp_path):
+    args = ["--epochs", "2", "--augment", "standard", "--mixup", "0.2", "--label-smoothing", "0.1"]
+    assert run(fer_npz, tmp_path / "a", *args) == 0
+    assert run(fer_npz, tmp_path / "b", *args, "--stop-after", "2") == 0       # killed mid-epoch 1
+    _, meta = load_npz(tmp_path / "b" / "checkpoint.npz")
+    assert meta["epoch"] == 0 and meta["step"] == 2
+    assert run(fer_npz, tmp_path / "b", *args, "--stop-after", "2", "--resume") == 0  # into epoch 2
+    assert run(fer_npz, tmp_path / "b", *args, "--resume") == 0
+    a, _ = load_npz(tmp_path / "a" / "last.npz")
+    b, _ = load_npz(tmp_path / "b" / "last.npz")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    ha = json.loads((tmp_path / "a" / "history.json").read_text())
+    hb = json.loads((tmp_path / "b" / "history.json").read_text())
+    assert [h["val_acc"] for h in ha] == [h["val_acc"] for h in hb]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_nan_loss_stops_cleanly(fer_npz, tmp_path, capsys):
+    assert run(fer_npz, tmp_path, "--epochs", "1", "--lr", "1e30") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "loss became" in err[0]
+
+
+def test_bad_data_is_one_line(tmp_path, capsys):
+    assert train.main(["--data", str(tmp_path / "missing.npz"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing.npz" in err[0]
+
+
+def test_class_weights_and_balanced_options(fer_npz, tmp_path):
+    assert run(fer_npz, tmp_path, "--epochs", "1", "--class-weights", "0.5", "--balanced",
+               "--optimizer", "adamw", "--lr", "0.001", "--schedule", "plateau") == 0
+
+
+def test_evaluate_cli(fer_npz, tmp_path):
+    assert run(fer_npz, tmp_path, "--epochs", "2") == 0
+    cmd = [sys.executable, "-m", "minifer.evaluate", "--weights", str(tmp_path / "best.npz"),
+           "--data", str(fer_npz), "--split", "val", "--tta", "flip", "--json", "--confusion", str(tmp_path / "cm.png")]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert {"accuracy", "macro_f1", "per_class", "confusion_matrix", "images_per_s"} <= set(rep)
+    assert np.array(rep["confusion_matrix"]).sum() == 64 and (tmp_path / "cm.png").stat().st_size > 0
+    r = subprocess.run([sys.executable, "-m", "minifer.evaluate", "--weights", str(tmp_path / "nope.npz"),
+                        "--data", str(fer_npz)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
