@@ -24,7 +24,9 @@ SECTIONS = [
     ("minifer.layers", ["layers/base.py", "layers/conv.py", "layers/dense.py", "layers/activation.py",
                         "layers/norm.py", "layers/pool.py", "layers/loss.py"],
      "Every layer has `forward(x)`, `backward(dout)`, `config()`, `output_shape(in_shape)` and "
-     "`flops(in_shape)` (see `Layer`); only other methods are listed per class. Layout NHWC, float32."),
+     "`flops(in_shape)` (see `Layer`); only other methods are listed per class. Layout NHWC, float32.\n\n"
+     "- `LAYERS` — `{class name: class}` of every layer, filled automatically by `Layer.__init_subclass__`; "
+     "`load_model` uses it to rebuild a model from the architecture stored in a weights file."),
     ("minifer.model", ["model.py"], None),
     ("minifer.io", ["io.py"], None),
     ("minifer.optim", ["optim.py"], "Every optimizer has `step()`, `zero_grad()`, `state_dict()`, "
@@ -67,7 +69,7 @@ DESCRIBE = {
     "Sequential.named_params": "Yield `(\"layer/param\", Parameter)` pairs.",
     "Sequential.params": "All `Parameter`s, in layer order (what optimizers take).",
     "Sequential.num_params": "Number of parameter values (`trainable_only=True`: unfrozen only).",
-    "Sequential.load_state_dict": "Load `layer/param` arrays; raises `WeightsError` on missing/extra keys or bad shapes.",
+    "Sequential.load_state_dict": "Load `layer/param` arrays; `WeightsError` on missing/extra keys or bad shapes.",
     "Sequential.architecture": "The layer list as JSON-able dicts (type, name, config).",
     "Sequential.flops": "Forward FLOPs for one image (multiply-add = 2).",
     "Parameter.shape": "Shape of `data`.",
@@ -95,7 +97,8 @@ DESCRIBE = {
     "Compose.__call__": "Apply the steps in order to a batch.",
     "layers.batchnorm_backward": "Reference batch-norm backward: dout, cache -> (dx, dgamma, dbeta).",
     "layers.maxpool_backward_ref": "Reference max-pool backward: each gradient goes to its window's argmax tap.",
-    "SoftmaxCrossEntropy.__call__": "Mean (or class-weighted) cross-entropy of logits (N, K) and labels (N,) or soft targets (N, K).",
+    "SoftmaxCrossEntropy.__call__": "Mean (or class-weighted) cross-entropy of logits (N, K) and labels (N,) "
+                                    "or soft targets (N, K).",
     "SoftmaxCrossEntropy.backward": "dL/dlogits = w_n (p - q) / sum(w), for the last call.",
     "model.Sequential": "A list of layers run forward in order and backward in reverse.",
     "Optimizer.step": "Update every trainable parameter that has a gradient; advances `t`.",
@@ -224,11 +227,14 @@ def section(title, files, intro, all_classes):
 
 TOP = """## minifer
 
-`import minifer as mf` gives the most used names directly (see `minifer/__init__.py`):
-`mf.Sequential`, `mf.load_model`, `mf.save_npz`, `mf.load_npz`, `mf.WeightsError`, every layer of
-`minifer.layers` (`mf.Conv2d`, `mf.Dense`, ...) and the modules `mf.backend`, `mf.layers`, `mf.optim`,
-`mf.schedules`, `mf.zoo`. Importing minifer imports NumPy only; Numba kernels compile (or load from
-their on-disk cache) on the first convolution.
+`import minifer as mf` (`minifer/__init__.py`) imports NumPy only; the Numba kernels compile (or
+load from their on-disk cache) on the first convolution. It gives the most used names directly:
+
+- `Sequential`, `load_model` — from `minifer.model` (`mf.Sequential([...])`, `mf.load_model(path)`).
+- `save_npz`, `load_npz`, `WeightsError` — from `minifer.io`.
+- every name of `minifer.layers` (`mf.Conv2d`, `mf.Dense`, `mf.SoftmaxCrossEntropy`, ...).
+- the modules `mf.backend`, `mf.layers`, `mf.optim`, `mf.schedules`, `mf.zoo`.
+- `__version__` — the package version.
 """
 
 CLI = """## Command-line tools

@@ -59,7 +59,8 @@ def describe(layer):
     """A short configuration string: '3x3 2->3 s1 p1', 'D 6->4', 'p=0.3', ..."""
     c = layer.config()
     if "kernel_size" in c and "in_channels" in c:
-        s = f"{c['kernel_size']}x{c['kernel_size']} {c['in_channels']}->{c['out_channels']} s{c['stride']} p{c['padding']}"
+        k = c["kernel_size"]
+        s = f"{k}x{k} {c['in_channels']}->{c['out_channels']} s{c['stride']} p{c['padding']}"
         return s + ("" if c["bias"] else " no bias")
     if "kernel_size" in c:
         return f"{c['kernel_size']}x{c['kernel_size']} s{c['stride']}"
@@ -105,7 +106,8 @@ def main(argv=None):
     print("-" * 102)
     ok = True
     for layer, shape in layer_cases(args.quick, rng):
-        ok &= row(type(layer).__name__, describe(layer), shape, check_layer(layer, rng.standard_normal(shape)), args.tol)
+        errs = check_layer(layer, rng.standard_normal(shape))
+        ok &= row(type(layer).__name__, describe(layer), shape, errs, args.tol)
 
     loss_cfgs = [(0.0, None), (0.1, None), (0.1, [1.0, 3.0, 0.5, 2.0, 1.0])]
     for smoothing, weights in loss_cfgs[:1] if args.quick else loss_cfgs:

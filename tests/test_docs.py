@@ -9,7 +9,6 @@ Runner rules (see docs/index.md):
 * any other language (``bash``, ``text``) is never run.
 """
 import importlib
-import os
 import re
 import time
 from pathlib import Path
