@@ -31,7 +31,6 @@ import numpy as np
 from . import backend
 from .augment import resize
 from .layers import Conv2d, Dense, Flatten, GlobalAvgPool2d, ReLU
-from .layers.norm import BatchNorm
 
 _FLAT = (Flatten, GlobalAvgPool2d, Dense)   # spatial maps end at the first of these
 
@@ -40,17 +39,7 @@ _FLAT = (Flatten, GlobalAvgPool2d, Dense)   # spatial maps end at the first of t
 # running the layers by hand
 # ---------------------------------------------------------------------------------------
 def _layer_backward(layer, dout):
-    """``layer.backward(dout)``, except for batch-norm in evaluation mode.
-
-    In evaluation mode batch-norm is a fixed per-channel affine map
-    ``y = x * scale + shift`` with ``scale = gamma / sqrt(running_var + eps)``,
-    so ``dx = dout * scale``. (``BatchNorm.backward`` expects the cache of a
-    training-mode forward pass, which evaluation mode does not keep.)
-    """
-    if isinstance(layer, BatchNorm) and not layer.training:
-        xp = backend.get_array_module(dout)
-        scale = layer.params["gamma"].data / xp.sqrt(layer.buffers["running_var"] + layer.eps)
-        return dout * scale
+    """``layer.backward(dout)`` with the input gradient always computed."""
     layer.need_input_grad = True
     return layer.backward(dout)
 

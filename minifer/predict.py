@@ -483,7 +483,7 @@ def expand_inputs(args, annotate=None):
 # ----------------------------------------------------------------------------
 # image mode
 # ----------------------------------------------------------------------------
-def process_image(path, finder, predictor, annotate_dest=None):
+def process_image(path, finder, predictor, annotate_dest=None, explain_dir=None):
     """Predict the faces of one image -> result dict (raises InputError)."""
     from .images import ImageError, load_image, save_image_atomic, to_gray_array
     try:
@@ -503,8 +503,24 @@ def process_image(path, finder, predictor, annotate_dest=None):
         except (ImageError, OSError, ValueError) as e:
             msg = getattr(e, "strerror", None) or e
             raise InputError(f"{path}: cannot write annotated image {annotate_dest} ({msg})") from None
+    if explain_dir is not None and faces:
+        save_explanations(path, crops, predictor, explain_dir)
     return {"file": str(path), "status": "ok" if faces else "no_face", "whole": whole,
             "faces": faces, "error": None}
+
+
+def save_explanations(path, crops, predictor, folder):
+    """Write ``<stem>_face<i>_gradcam.png``: the 48x48 face next to its Grad-CAM overlay."""
+    from PIL import Image
+    from .explain import grad_cam, overlay
+    from .images import save_image_atomic
+    cams = grad_cam(predictor.model, predictor.preprocess(crops))
+    stem = os.path.splitext(os.path.basename(os.fspath(path)))[0]
+    os.makedirs(folder, exist_ok=True)
+    for i, (face, cam) in enumerate(zip(crops, cams), 1):
+        pair = np.concatenate([np.repeat(face[..., None], 3, axis=2), overlay(face, cam)], axis=1)
+        big = Image.fromarray(pair).resize((pair.shape[1] * 4, pair.shape[0] * 4), Image.NEAREST)
+        save_image_atomic(big, os.path.join(folder, f"{stem}_face{i}_gradcam.png"))
 
 
 def run_images(args, predictor, msgs):
@@ -524,7 +540,7 @@ def run_images(args, predictor, msgs):
             if show_progress:
                 msgs.progress(f"[{n}/{len(items)}] {path}")
             try:
-                r = process_image(path, finder, predictor, dest)
+                r = process_image(path, finder, predictor, dest, args.explain)
             except (UsageError, KeyboardInterrupt):
                 raise
             except Exception as e:  # InputError, or anything unforeseen: one line, go on
@@ -635,6 +651,8 @@ examples:
                         "side (default 640; smaller is faster but misses small faces)")
     g.add_argument("--largest", action="store_true",
                    help="keep only the largest face of each image or frame")
+    g.add_argument("--explain", metavar="DIR",
+                   help="save a Grad-CAM picture of each face (what the model looked at) in DIR")
     g.add_argument("--tta", choices=TTA_CHOICES, default="none",
                    help="test-time augmentation: average over flips or 10 crops (slower)")
     g = p.add_argument_group("video")
@@ -658,6 +676,8 @@ def _check_args(args):
     if args.video is not None:
         if args.inputs:
             raise UsageError("give either images or --video, not both")
+        if args.explain is not None:
+            raise UsageError("--explain only applies to images")
         if args.annotate is not None:
             ext = os.path.splitext(args.annotate)[1].lower()
             if ext not in VIDEO_OUT_EXTS:
@@ -666,7 +686,7 @@ def _check_args(args):
         return
     if not args.inputs:
         raise UsageError("no input images given (or use --video SOURCE)")
-    for name in ("smooth", "max_frames", "show"):
+    for name in ("smooth", "max_frames", "show"):  # video-only options
         if getattr(args, name) not in (None, False):
             raise UsageError(f"--{name.replace('_', '-')} only applies to --video")
     if args.annotate is not None:

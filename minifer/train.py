@@ -172,8 +172,8 @@ def plot_curves(history, path):
 class Progress:
     """One-line progress bar on stderr: loss, accuracy, images/s, ETA."""
 
-    def __init__(self, total, epoch, epochs, quiet):
-        self.total, self.epoch, self.epochs, self.quiet = total, epoch, epochs, quiet
+    def __init__(self, total, epoch, epochs, quiet, start=0):
+        self.total, self.epoch, self.epochs, self.quiet, self.start = total, epoch, epochs, quiet, start
         self.t0, self.last = time.time(), 0.0
 
     def update(self, i, images, loss, acc, force=False):
@@ -182,7 +182,7 @@ class Progress:
             return
         self.last = now
         rate = images / max(now - self.t0, 1e-9)
-        eta = (self.total - i) * (now - self.t0) / max(i, 1)
+        eta = (self.total - i) * (now - self.t0) / max(i - self.start, 1)
         bar = "#" * int(20 * i / self.total)
         sys.stderr.write(f"\repoch {self.epoch}/{self.epochs} [{bar:<20}] {i}/{self.total} "
                          f"loss {loss:.4f} acc {acc * 100:.1f}% {rate:.0f} img/s ETA {eta:.0f}s ")
@@ -244,7 +244,7 @@ def train(args):
             model.seed(rng)
             model.train()
             run = state["run"] or {"loss": 0.0, "correct": 0, "seen": 0, "t": 0.0}
-            prog = Progress(spe, epoch + 1, args.epochs, args.quiet)
+            prog = Progress(spe, epoch + 1, args.epochs, args.quiet, state["step"])
             t_start, start = time.time() - run["t"], state["step"]
             for step in range(start, spe):
                 idx = order[step * args.batch_size:(step + 1) * args.batch_size]

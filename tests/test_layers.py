@@ -143,3 +143,13 @@ def test_float32_throughout():
     m.backward(loss.backward())
     for name, p in m.named_params():
         assert p.data.dtype == np.float32 and p.grad.dtype == np.float32, name
+
+
+def test_batchnorm_eval_mode_backward():
+    """Eval-mode batch-norm is an affine map; its backward (used by saliency maps) is checked too."""
+    layer = BatchNorm2d(3)
+    layer.buffers["running_mean"] = rng.standard_normal(3).astype(np.float32)
+    layer.buffers["running_var"] = (rng.random(3) + 0.5).astype(np.float32)
+    layer.training = False
+    errs = check_layer(layer, x_(2, 3, 3, 3))
+    assert max(errs.values()) < TOL, errs

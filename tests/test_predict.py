@@ -278,3 +278,11 @@ def test_video_annotate_and_csv(weights, tmp_path):
     notvideo.write_text("hello\n")
     r = run("--weights", weights, "--video", notvideo, check_rc=1)
     assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith(ERR + str(notvideo))
+
+
+def test_explain_writes_gradcam_pictures(weights, tmp_path):
+    run("--weights", weights, "--explain", tmp_path / "cams", ASTRONAUT, check_rc=0)
+    files = sorted((tmp_path / "cams").iterdir())
+    assert [f.name for f in files] == ["astronaut_face1_gradcam.png"]
+    with Image.open(files[0]) as im:
+        assert im.size == (96 * 4, 48 * 4)

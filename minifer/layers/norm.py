@@ -62,8 +62,10 @@ class BatchNorm(Layer):
 
     def forward(self, x):
         g, b = self.params["gamma"].data, self.params["beta"].data
-        if not self.training:
-            scale = g / backend.xp.sqrt(self.buffers["running_var"] + self.eps)
+        if not self.training:   # a fixed per-channel affine map: out = x * scale + shift
+            inv = 1.0 / backend.xp.sqrt(self.buffers["running_var"] + self.eps)
+            scale = g * inv
+            self.cache = ("eval", x, inv)
             return x * scale + (b - self.buffers["running_mean"] * scale)
         if backend.DEVICE == "cpu":
             from .. import fast_kernels as fk
@@ -77,6 +79,14 @@ class BatchNorm(Layer):
         return out
 
     def backward(self, dout):
+        if isinstance(self.cache[0], str):   # eval mode: dx = dout * scale; saliency maps backpropagate through eval mode
+            _, x, inv = self.cache
+            self.cache = None
+            c = self.num_features
+            xhat = (x - self.buffers["running_mean"]) * inv
+            self.params["gamma"].grad = (dout * xhat).reshape(-1, c).sum(axis=0)
+            self.params["beta"].grad = dout.reshape(-1, c).sum(axis=0)
+            return dout * (self.params["gamma"].data * inv)
         if backend.DEVICE == "cpu":
             from .. import fast_kernels as fk
             dx, dg, db = fk.batchnorm_backward(dout, self.cache)
