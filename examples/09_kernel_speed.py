@@ -16,9 +16,7 @@ All numbers are from this machine, now: close other programs and compare runs ma
 See docs/13_performance.md.
 """
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,19 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from minifer import fast_kernels  # noqa: E402
+from minifer.bench import median_ms  # noqa: E402
 from minifer.kernels import col2im_ref, im2col_ref  # noqa: E402
 
 SHAPES = [(48, 48, 1), (48, 48, 32), (24, 24, 32), (24, 24, 64), (12, 12, 64), (12, 12, 128)]
-
-
-def median_ms(fn, repeat):
-    fn()                                           # warm-up (compiles / allocates on first call)
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return 1e3 * statistics.median(ts)
 
 
 def torch_fns(x, threads):

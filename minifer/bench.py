@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 
-def _median_time(fn, repeat, warmup=1):
+def median_time(fn, repeat, warmup=1):
     for _ in range(warmup):
         fn()
     ts = []
@@ -30,9 +30,13 @@ def _median_time(fn, repeat, warmup=1):
     return statistics.median(ts)
 
 
+def median_ms(fn, repeat, warmup=1):
+    return 1000 * median_time(fn, repeat, warmup)
+
+
 def matmul_gflops(n=2048, repeat=5):
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    t = _median_time(lambda: a @ a, repeat)
+    t = median_time(lambda: a @ a, repeat)
     return 2 * n ** 3 / t / 1e9
 
 
@@ -85,12 +89,12 @@ def bench_minifer(args):
     from . import zoo
     model = zoo.minivgg()
     res = {}
-    res["train_ips"] = args.train_batch / _median_time(minifer_step(model, args.train_batch), args.repeat)
+    res["train_ips"] = args.train_batch / median_time(minifer_step(model, args.train_batch), args.repeat)
     x = np.random.default_rng(1).standard_normal((args.infer_batch, 48, 48, 1), dtype=np.float32)
     model.eval()
-    res["infer_ips"] = args.infer_batch / _median_time(lambda: model.forward(x), args.repeat)
+    res["infer_ips"] = args.infer_batch / median_time(lambda: model.forward(x), args.repeat)
     x1 = x[:1]
-    res["latency_ms"] = 1000 * _median_time(lambda: model.forward(x1), max(20, args.repeat * 5), warmup=3)
+    res["latency_ms"] = 1000 * median_time(lambda: model.forward(x1), max(20, args.repeat * 5), warmup=3)
     res["split"] = layer_split(zoo.minivgg(), args.train_batch)
     res["gflop_per_img"] = model.flops() / 1e9
     return res
@@ -121,13 +125,13 @@ def bench_torch(args, threads):
         opt.step()
     net.train()
     res = {"version": torch.__version__}
-    res["train_ips"] = args.train_batch / _median_time(step, args.repeat)
+    res["train_ips"] = args.train_batch / median_time(step, args.repeat)
     net.eval()
     xi = torch.randn(args.infer_batch, 1, 48, 48)
     with torch.no_grad():
-        res["infer_ips"] = args.infer_batch / _median_time(lambda: net(xi), args.repeat)
+        res["infer_ips"] = args.infer_batch / median_time(lambda: net(xi), args.repeat)
         x1 = xi[:1]
-        res["latency_ms"] = 1000 * _median_time(lambda: net(x1), max(20, args.repeat * 5), warmup=3)
+        res["latency_ms"] = 1000 * median_time(lambda: net(x1), max(20, args.repeat * 5), warmup=3)
     return res
 
 

@@ -12,8 +12,10 @@ holding the KH*KW*C input values under the kernel, in (kh, kw, c) order::
 
 Why NHWC: the GEMM result is already the next layer's input (no transpose),
 each im2col row copies C contiguous values per kernel tap, and batch-norm's
-per-channel sums become column sums of a (N*H*W, C) matrix. Measured on this
-2-core CPU with ``python -m minifer.bench --layout`` (see README).
+per-channel sums become column sums of a (N*H*W, C) matrix. Measured with
+``python benchmarks/layout.py`` (same GEMMs, same style of Numba kernels, only
+the layout differs): forward + backward of minivgg's five 3x3 conv layers at
+batch 64 took 477 ms in NHWC and 761 ms in NCHW on the project's 2-core CPU.
 
 ``col2im`` is the adjoint (the backward pass of im2col): it adds every entry
 of ``dcols`` back onto the input pixel it was copied from. Overlapping windows

@@ -1,0 +1,73 @@
+"""Ship a trained run as ``weights/minivgg_fer.npz`` and measure it for the model card.
+
+    python scripts/ship_model.py runs/fer_minivgg --data ../shared/data/fer2013/fer2013_train_val.npz
+
+1. loads ``RUN/best.npz`` (best PublicTest accuracy of the run) and saves it as
+   float16 ``weights/minivgg_fer.npz`` with the training command and history in
+   its metadata;
+2. evaluates the *shipped* float16 file on the validation split without TTA,
+   with flip TTA and with ten-crop TTA -> ``weights/eval.json``;
+3. saves the confusion matrix (best TTA) to ``weights/confusion.png`` and
+   ``docs/img/confusion.png``, and the run's curves to ``docs/img/curves.png``;
+4. prints the per-class table in markdown for ``weights/README.md``.
+"""
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from minifer import data  # noqa: E402
+from minifer.evaluate import evaluate  # noqa: E402
+from minifer.metrics import plot_confusion  # noqa: E402
+from minifer.model import load_model  # noqa: E402
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("run")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", default=str(ROOT / "weights" / "minivgg_fer.npz"))
+    p.add_argument("--limit", type=int, default=0, help="evaluate only the first N images (a dry run)")
+    a = p.parse_args()
+    run = Path(a.run)
+    model = load_model(run / "best.npz")
+    hist = json.loads((run / "history.json").read_text())
+    train_args = model.meta["training"]["args"]
+    cmd = "python -m minifer.train " + " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in train_args.items()
+        if k in ("data", "model", "epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "augment",
+                 "seed", "schedule", "warmup", "optimizer"))
+    model.meta["training"].update(command=cmd, history=hist,
+                                  train_wall_s=round(sum(h["epoch_s"] for h in hist)))
+    model.save(a.out, dtype=np.float16)
+    shipped = load_model(a.out)
+    x, y = data.load_fer(a.data, "val")
+    if a.limit:
+        x, y = x[:a.limit], y[:a.limit]
+    results = {}
+    for tta in ("none", "flip", "tencrop"):
+        r = evaluate(shipped, x, y, tta)
+        results[tta] = r
+        print(f"tta={tta:<8} accuracy {r['accuracy'] * 100:.2f}%  macro-F1 {r['macro_f1'] * 100:.2f}%  "
+              f"{r['images_per_s']:.0f} images/s")
+    (ROOT / "weights" / "eval.json").write_text(json.dumps(results, indent=1))
+    best = max(results, key=lambda k: results[k]["accuracy"])
+    for dst in (ROOT / "weights" / "confusion.png", ROOT / "docs" / "img" / "confusion.png"):
+        plot_confusion(results[best], dst, title=f"PublicTest, tta={best}")
+    shutil.copy(run / "curves.png", ROOT / "docs" / "img" / "curves.png")
+    r0, rb = results["none"], results[best]
+    print(f"\n| class | precision | recall | F1 | F1 (tta={best}) | support |\n|---|---|---|---|---|---|")
+    for c in r0["classes"]:
+        q, qb = r0["per_class"][c], rb["per_class"][c]
+        print(f"| {c} | {q['precision']:.3f} | {q['recall']:.3f} | {q['f1']:.3f} | {qb['f1']:.3f} | {q['support']} |")
+    print(f"\nfile {a.out}: {Path(a.out).stat().st_size / 1e6:.2f} MB; training wall time "
+          f"{sum(h['epoch_s'] for h in hist) / 3600:.2f} h over {len(hist)} epochs; command: {cmd}")
+
+
+if __name__ == "__main__":
+    main()
