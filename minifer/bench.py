@@ -6,15 +6,21 @@ Prints, for ``minivgg`` on 48x48x1 inputs:
 - training throughput (images/s, batch 64, forward + backward + SGD-Nesterov);
 - inference throughput (batch 256) and single-image latency;
 - the per-layer forward/backward time split of one training step;
-- with ``--torch`` (when PyTorch is importable): the same architecture in
-  PyTorch with the same thread count, in the same process, and the ratios.
+- when PyTorch is importable (unless ``--no-torch``): the same architecture in
+  PyTorch with the same thread count (``benchmarks/torch_minivgg.py``, run by
+  this command in a child process), and the ratios.
 
 Everything is timed as the median of ``--repeat`` runs after a warm-up.
 """
 import argparse
+import importlib.util
+import json
 import os
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -100,39 +106,25 @@ def bench_minifer(args):
     return res
 
 
-def bench_torch(args, threads):
-    try:
-        import torch
-        from torch import nn
-    except ImportError:
+TORCH_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "torch_minivgg.py"
+
+
+def torch_in_subprocess(args):
+    """PyTorch's figures for the same architecture, from ``benchmarks/torch_minivgg.py``.
+
+    It runs in a child process of this command: the package itself never imports
+    PyTorch, and in one process PyTorch's OpenMP threads and NumPy's OpenBLAS
+    threads would spin while waiting and steal each other's cores.
+    """
+    if importlib.util.find_spec("torch") is None or not TORCH_SCRIPT.exists():
         return None
-    torch.set_num_threads(threads)
-
-    def block(cin, cout):
-        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-    net = nn.Sequential(*block(1, 32), *block(32, 32), nn.MaxPool2d(2), *block(32, 64), *block(64, 64),
-                        nn.MaxPool2d(2), *block(64, 128), *block(128, 128), nn.MaxPool2d(2), nn.Flatten(),
-                        nn.Linear(4608, 256, bias=False), nn.BatchNorm1d(256), nn.ReLU(inplace=True),
-                        nn.Dropout(0.5), nn.Linear(256, 7))
-    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    lossf = nn.CrossEntropyLoss()
-    x = torch.randn(args.train_batch, 1, 48, 48)
-    y = torch.randint(0, 7, (args.train_batch,))
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        lossf(net(x), y).backward()
-        opt.step()
-    net.train()
-    res = {"version": torch.__version__}
-    res["train_ips"] = args.train_batch / median_time(step, args.repeat)
-    net.eval()
-    xi = torch.randn(args.infer_batch, 1, 48, 48)
-    with torch.no_grad():
-        res["infer_ips"] = args.infer_batch / median_time(lambda: net(xi), args.repeat)
-        x1 = xi[:1]
-        res["latency_ms"] = 1000 * median_time(lambda: net(x1), max(20, args.repeat * 5), warmup=3)
-    return res
+    cmd = [sys.executable, str(TORCH_SCRIPT), "--repeat", str(args.repeat),
+           "--train-batch", str(args.train_batch), "--infer-batch", str(args.infer_batch)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        print(f"(PyTorch comparison failed: {r.stderr.strip().splitlines()[-1:]})")
+        return None
+    return json.loads(r.stdout)
 
 
 def main(argv=None):
@@ -150,7 +142,7 @@ def main(argv=None):
     step_gflop = 3 * m["gflop_per_img"]  # forward + two backward GEMMs per layer
     print(f"minivgg: {m['gflop_per_img']:.3f} GFLOP/image forward; GEMM-bound training ceiling "
           f"~{gf / step_gflop:.0f} images/s")
-    t = None if args.no_torch else bench_torch(args, threads)
+    t = None if args.no_torch else torch_in_subprocess(args)
     rows = [("training (batch %d), images/s" % args.train_batch, "train_ips", True),
             ("inference (batch %d), images/s" % args.infer_batch, "infer_ips", True),
             ("latency (batch 1), ms", "latency_ms", False)]
