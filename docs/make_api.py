@@ -45,7 +45,11 @@ SECTIONS = [
     ("minifer.transfer", ["transfer.py"], None),
     ("minifer.images", ["images.py"], None),
     ("minifer.faces", ["faces.py"], None),
-    ("minifer.convert", ["convert.py"], None),
+    ("minifer.convert", ["convert.py"],
+     "Also importable from here: `ConvertError`, `read_onnx`, `read_keras_h5` and `read_torch`, "
+     "defined in `minifer.formats` (next section)."),
+    ("minifer.formats", ["formats/__init__.py", "formats/errors.py", "formats/onnx.py",
+                         "formats/keras_h5.py", "formats/torch_pickle.py"], None),
     ("minifer.train", ["train.py"], "The library side of `python -m minifer.train` (see tutorial 09)."),
     ("minifer.evaluate", ["evaluate.py"], None),
     ("minifer.predict", ["predict.py"], "The library side of `python -m minifer.predict`."),
