@@ -30,7 +30,10 @@ def atomic_write(path, write_fn, suffix=""):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes 0600; give the file normal permissions
         with os.fdopen(fd, "wb") as f:
             write_fn(f)
             f.flush()
