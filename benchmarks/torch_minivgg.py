@@ -7,22 +7,14 @@ package: minifer never imports PyTorch.
 import argparse
 import json
 import os
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import torch
 from torch import nn
 
-
-def median_time(fn, repeat, warmup=1):
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from minifer.bench import median_time  # noqa: E402  (NumPy only: no Numba threads here)
 
 
 def bench_torch(args, threads):
