@@ -109,13 +109,13 @@ class Sequential:
         extra = [k for k in state if k not in expected]
         if strict and (missing or extra):
             raise WeightsError(f"weights do not fit the model: missing {missing[:4]}, unexpected {extra[:4]}")
-        for key, (store, k, cur) in expected.items():
-            if key not in state:
-                continue
-            a = np.asarray(state[key])
-            if a.shape != cur.shape:
-                raise WeightsError(f"weights do not fit the model: {key} has shape {a.shape}, model wants {cur.shape}")
-            a = backend.to_device(a, backend.DTYPE)
+        present = [(key, v) for key, v in expected.items() if key in state]
+        for key, (_, _, cur) in present:      # check every shape before changing anything
+            if np.shape(state[key]) != cur.shape:
+                raise WeightsError(f"weights do not fit the model: {key} has shape {np.shape(state[key])}, "
+                                   f"model wants {cur.shape}")
+        for key, (store, k, _) in present:
+            a = backend.to_device(np.asarray(state[key]), backend.DTYPE)
             if isinstance(store[k], Parameter):
                 store[k].data = a
             else:
