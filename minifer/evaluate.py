@@ -13,6 +13,8 @@ import json
 import sys
 import time
 
+import numpy as np
+
 from . import augment, data
 from .io import WeightsError
 from .metrics import format_report, plot_confusion, report
@@ -20,14 +22,18 @@ from .model import load_model
 
 
 def evaluate(model, x, y, tta="none", batch_size=256):
-    """Report for uint8 faces ``x`` (N,48,48) and labels ``y`` (adds images_per_s)."""
+    """Report for uint8 faces ``x`` (N,48,48) and labels ``y``, with the model's own preprocessing.
+
+    Adds the mean cross-entropy ``loss`` and ``images_per_s`` to :func:`minifer.metrics.report`.
+    """
     pre = model.meta.get("preprocess", {})
     xin = data.to_model_input(x, pre.get("mean", [0.0])[0], pre.get("std", [1.0])[0])
     t = time.perf_counter()
     probs = augment.tta_predict(lambda v: model.predict_proba(v, batch_size), xin, mode=tta)
     dt = time.perf_counter() - t
     r = report(y, probs.argmax(axis=1), model.meta.get("classes", list(data.CLASSES)))
-    r.update(images=int(len(y)), seconds=dt, images_per_s=len(y) / max(dt, 1e-9), tta=tta)
+    loss = -np.log(np.maximum(probs[np.arange(len(y)), y], 1e-12)).mean() if len(y) else 0.0
+    r.update(loss=float(loss), images=int(len(y)), seconds=dt, images_per_s=len(y) / max(dt, 1e-9), tta=tta)
     return r
 
 

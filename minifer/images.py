@@ -9,7 +9,6 @@ truncated file fails here, not later (this relies on Pillow's default
 oversized images (decompression bombs) are refused.
 """
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -231,21 +230,5 @@ def save_image_atomic(img, path, **save_kwargs):
         raise ImageError(f"{p}: unknown image file extension {ext!r}")
     if fmt == "JPEG" and img.mode not in ("L", "RGB", "CMYK"):
         img = _as_normalized(img)
-    folder = os.path.dirname(os.path.abspath(p))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=ext)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format=fmt, **save_kwargs)
-            f.flush()
-            os.fsync(f.fileno())
-        try:  # mkstemp makes 0600 files; keep an existing file's mode or 0644
-            mode = os.stat(p).st_mode & 0o777 if os.path.exists(p) else 0o644
-            os.chmod(tmp, mode)
-        except OSError:
-            pass
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from .io import atomic_write
+    atomic_write(p, lambda f: img.save(f, format=fmt, **save_kwargs), suffix=ext)

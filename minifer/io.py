@@ -33,7 +33,8 @@ def atomic_write(path, write_fn, suffix=""):
     umask = os.umask(0)
     os.umask(umask)
     try:
-        os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes 0600; give the file normal permissions
+        # mkstemp makes 0600: keep the replaced file's mode, else the usual 0666 & ~umask
+        os.chmod(tmp, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             write_fn(f)
             f.flush()

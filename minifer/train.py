@@ -27,7 +27,7 @@ import numpy as np
 from . import augment, backend, data, optim, schedules, zoo
 from .io import WeightsError, atomic_write, load_npz, save_npz
 from .layers import SoftmaxCrossEntropy
-from .metrics import report
+from .evaluate import evaluate
 
 
 class TrainingError(RuntimeError):
@@ -101,14 +101,6 @@ def make_schedule(args, opt, steps_per_epoch):
     if args.schedule == "step":
         return schedules.StepLR(opt, step_size=max(1, args.epochs // 3) * steps_per_epoch)
     return schedules.make_schedule(args.schedule, opt, args.epochs)
-
-
-def evaluate(model, x, y, mean, std, classes, batch_size=256):
-    """Validation loss and report (accuracy, macro-F1, ...) on uint8 faces."""
-    probs = model.predict_proba(data.to_model_input(x, mean, std), batch_size)
-    r = report(y, probs.argmax(axis=1), classes)
-    r["loss"] = float(-np.log(np.maximum(probs[np.arange(len(y)), y], 1e-12)).mean())
-    return r
 
 
 def epoch_order(args, y, rng):
@@ -286,7 +278,7 @@ def train(args):
                         return state
             prog.done()
             train_time = time.time() - t_start
-            r = evaluate(model, x_va, y_va, mean, std, classes)
+            r = evaluate(model, x_va, y_va)
             if not per_step:
                 sched.step(r["accuracy"])
             h = {"epoch": epoch + 1, "train_loss": run["loss"] / run["seen"],
