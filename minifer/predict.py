@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import backend
+
 PROG = "minifer.predict"
 WEIGHTS_NAME = "minivgg_fer.npz"
 INPUT_SHAPE = (48, 48, 1)
@@ -45,6 +47,10 @@ TTA_CHOICES = ("none", "flip", "tencrop")
 ANNOTATE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_OUT_EXTS = {".mp4", ".m4v", ".mov", ".avi", ".mkv"}
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# Face detection (long side in px, cascade scale step): photos favour finding
+# small faces, video the 33 ms frame budget (measured in benchmarks/realtime.py).
+IMAGE_DETECT = (640, 1.1)
+VIDEO_DETECT = (320, 1.2)
 
 # One colour per emotion (RGB), in the FER class order; reused cyclically.
 PALETTE = [(230, 57, 70), (106, 153, 78), (155, 93, 229), (255, 190, 11),
@@ -212,9 +218,10 @@ class FaceFinder:
     so OpenCV is imported only if some image needs detection)."""
 
     def __init__(self, detect=True, min_neighbors=5, largest=False, size=48, margin=0.2,
-                 guess_crops=True, detect_size=640):
+                 guess_crops=True, detect_size=640, scale_factor=1.1):
         self.detect = detect
         self.detect_size = detect_size
+        self.scale_factor = scale_factor
         self.guess_crops = guess_crops
         self.min_neighbors = min_neighbors
         self.largest = largest
@@ -228,7 +235,8 @@ class FaceFinder:
             from .faces import FaceDetector
             try:
                 self._detector = FaceDetector(min_neighbors=self.min_neighbors,
-                                              max_side=self.detect_size)
+                                              max_side=self.detect_size,
+                                              scale_factor=self.scale_factor)
             except RuntimeError as e:
                 raise UsageError(str(e)) from None
         return self._detector
@@ -530,7 +538,8 @@ def run_images(args, predictor, msgs):
         msgs.error(f"{a}: {reason}")
         failed = True
     finder = FaceFinder(detect=not args.no_detect, min_neighbors=args.min_neighbors,
-                        largest=args.largest, size=predictor.size, detect_size=args.detect_size)
+                        largest=args.largest, size=predictor.size, detect_size=args.detect_size,
+                        scale_factor=args.scale_factor)
     width = max((len(str(p)) for p, _ in items), default=4)
     show_progress = len(items) > 5 and msgs.stream.isatty()
     with OutputFile(args.output) as out:
@@ -579,8 +588,16 @@ def _alpha(s):
     return v
 
 
+def _scale_factor(s):
+    v = float(s)
+    if not 1.0 < v <= 2.0:
+        raise argparse.ArgumentTypeError(f"must be in (1, 2], got {s}")
+    return v
+
+
 _positive_int.__name__ = "positive integer"  # argparse: "invalid positive integer value"
 _alpha.__name__ = "number"
+_scale_factor.__name__ = "number"
 
 
 def build_parser():
@@ -646,9 +663,13 @@ examples:
                    help="classify each whole image as one face (no detection)")
     g.add_argument("--min-neighbors", type=_positive_int, default=5, metavar="N",
                    help="face detector strictness: higher finds fewer, surer faces (default 5)")
-    g.add_argument("--detect-size", type=_positive_int, default=640, metavar="PX",
+    g.add_argument("--detect-size", type=_positive_int, default=None, metavar="PX",
                    help="detect faces on a copy downscaled to at most PX pixels on the long "
-                        "side (default 640; smaller is faster but misses small faces)")
+                        "side (default 640 for images, 320 for --video; smaller is faster "
+                        "but misses small faces)")
+    g.add_argument("--scale-factor", type=_scale_factor, default=None, metavar="F",
+                   help="face detector's step between face sizes, > 1 (default 1.1 for "
+                        "images, 1.2 for --video; larger is faster but may miss faces)")
     g.add_argument("--largest", action="store_true",
                    help="keep only the largest face of each image or frame")
     g.add_argument("--explain", metavar="DIR",
@@ -670,6 +691,11 @@ examples:
 
 def _check_args(args):
     args.format_given = args.format is not None
+    video = args.video is not None   # video: detection sized for 30 frames/s (benchmarks/realtime.py)
+    if args.detect_size is None:
+        args.detect_size = VIDEO_DETECT[0] if video else IMAGE_DETECT[0]
+    if args.scale_factor is None:
+        args.scale_factor = VIDEO_DETECT[1] if video else IMAGE_DETECT[1]
     if args.format is None:
         ext = os.path.splitext(args.output or "")[1].lower()
         args.format = {".json": "json", ".jsonl": "json", ".csv": "csv"}.get(ext, "table")
@@ -712,6 +738,7 @@ def main(argv=None):
         msgs.quiet = args.quiet
         _check_args(args)
         predictor = Predictor.load(resolve_weights(args.weights), tta=args.tta)
+        backend.set_blas_threads(1)  # small batches; leaves the cores to the face detector
         if args.video is not None:
             from . import video
             return video.run(args, predictor, msgs)

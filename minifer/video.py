@@ -263,7 +263,7 @@ def run(args, predictor, msgs):
     camera = isinstance(parse_source(source), int)
     finder = FaceFinder(detect=not args.no_detect, min_neighbors=args.min_neighbors,
                         largest=args.largest, size=predictor.size, guess_crops=False,
-                        detect_size=args.detect_size)
+                        detect_size=args.detect_size, scale_factor=args.scale_factor)
     tracker = FaceTracker(alpha=args.smooth if args.smooth is not None else 0.5)
     writer = AtomicVideoWriter(args.annotate, fps) if args.annotate else None
     want_rows = args.output is not None or args.format_given

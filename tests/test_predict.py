@@ -200,13 +200,26 @@ def test_usage_errors_are_one_line(weights, capsys):
     for argv in ([], ["--bogus", str(ASTRONAUT)], ["--top-k", "0", str(ASTRONAUT)],
                  ["--smooth", "0.3", str(ASTRONAUT)], ["--video", "x.mp4", str(ASTRONAUT)],
                  ["--video", "x.mp4", "--annotate", "out.png"],
-                 ["--annotate", "out.notanimage", str(ASTRONAUT)]):
+                 ["--annotate", "out.notanimage", str(ASTRONAUT)],
+                 ["--scale-factor", "1", str(ASTRONAUT)]):
         assert main(["--weights", str(weights), *argv]) == 2, argv
         err = capsys.readouterr().err
         assert len(err.splitlines()) == 1 and err.startswith(ERR), (argv, err)
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "--video" in out and "exit status" in out
+
+
+def test_detection_defaults_for_photos_and_video():
+    """Photos: detect at 640 px, step 1.1; video: 320 px, step 1.2 (the 33 ms
+    frame budget, benchmarks/realtime.py); explicit options win."""
+    from minifer.predict import IMAGE_DETECT, VIDEO_DETECT, _check_args, build_parser
+    for argv, want in (([str(ASTRONAUT)], IMAGE_DETECT), (["--video", "0"], VIDEO_DETECT),
+                       (["--video", "0", "--detect-size", "480", "--scale-factor", "1.05"],
+                        (480, 1.05))):
+        args = build_parser().parse_args(argv)
+        _check_args(args)
+        assert (args.detect_size, args.scale_factor) == want, argv
 
 
 def test_default_weights_missing_is_usage_error(monkeypatch, tmp_path):
