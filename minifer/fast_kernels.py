@@ -44,44 +44,53 @@ _keep_freed_memory()
 
 @njit(parallel=True, cache=True, fastmath=False)
 def _im2col(x, kh, kw, stride, pad, oh, ow):
+    """Parallel over output rows (image, oh), so one image alone still uses every core."""
     n, h, w, c = x.shape
     cols = np.empty((n * oh * ow, kh * kw * c), dtype=x.dtype)
-    for b in prange(n):
-        for i in range(oh):
-            for j in range(ow):
-                row = (b * oh + i) * ow + j
-                for p in range(kh):
-                    hi = i * stride - pad + p
-                    for q in range(kw):
-                        wi = j * stride - pad + q
-                        base = (p * kw + q) * c
-                        if 0 <= hi < h and 0 <= wi < w:
-                            for ch in range(c):
-                                cols[row, base + ch] = x[b, hi, wi, ch]
-                        else:
-                            for ch in range(c):
-                                cols[row, base + ch] = 0
+    for r in prange(n * oh):
+        b = r // oh
+        i = r - b * oh
+        for j in range(ow):
+            row = r * ow + j
+            for p in range(kh):
+                hi = i * stride - pad + p
+                for q in range(kw):
+                    wi = j * stride - pad + q
+                    base = (p * kw + q) * c
+                    if 0 <= hi < h and 0 <= wi < w:
+                        for ch in range(c):
+                            cols[row, base + ch] = x[b, hi, wi, ch]
+                    else:
+                        for ch in range(c):
+                            cols[row, base + ch] = 0
     return cols
 
 
 @njit(parallel=True, cache=True)
 def _col2im(cols, n, h, w, c, kh, kw, stride, pad, oh, ow):
-    dx = np.zeros((n, h, w, c), dtype=cols.dtype)
-    for b in prange(n):
-        for i in range(oh):
-            for j in range(ow):
-                row = (b * oh + i) * ow + j
-                for p in range(kh):
-                    hi = i * stride - pad + p
-                    if hi < 0 or hi >= h:
+    """Gather form: each input pixel (b, hi, wi) sums the column entries copied
+    from it, those of output pixels i = (hi + pad - p) / S, j = (wi + pad - q) / S
+    for every tap (p, q) where these are whole and in range. Every thread writes
+    its own input rows, so there are no races and no zero-fill pass."""
+    dx = np.empty((n, h, w, c), dtype=cols.dtype)
+    for r in prange(n * h):
+        b = r // h
+        hi = r - b * h
+        for wi in range(w):
+            for ch in range(c):
+                dx[b, hi, wi, ch] = 0
+            for p in range(kh):
+                t = hi + pad - p
+                if t < 0 or t % stride != 0 or t // stride >= oh:
+                    continue
+                for q in range(kw):
+                    u = wi + pad - q
+                    if u < 0 or u % stride != 0 or u // stride >= ow:
                         continue
-                    for q in range(kw):
-                        wi = j * stride - pad + q
-                        if wi < 0 or wi >= w:
-                            continue
-                        base = (p * kw + q) * c
-                        for ch in range(c):
-                            dx[b, hi, wi, ch] += cols[row, base + ch]
+                    row = (b * oh + t // stride) * ow + u // stride
+                    base = (p * kw + q) * c
+                    for ch in range(c):
+                        dx[b, hi, wi, ch] += cols[row, base + ch]
     return dx
 
 
