@@ -65,6 +65,20 @@ def test_resume_mid_epoch_is_exact(fer_npz, tmp_path):
     assert [h["val_acc"] for h in ha] == [h["val_acc"] for h in hb]
 
 
+def test_warm_start_from_a_trained_model(fer_npz, tmp_path):
+    """--init with a minifer model file loads every array (a second training stage)."""
+    assert run(fer_npz, tmp_path / "a", "--epochs", "2") == 0
+    first, _ = load_npz(tmp_path / "a" / "best.npz")
+    args = train.parse_args(["--data", str(fer_npz), "--init", str(tmp_path / "a" / "best.npz")])
+    model = train.build_model(args, 0.5, 0.25)
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, first[k], err_msg=k)
+    assert run(fer_npz, tmp_path / "b", "--epochs", "1", "--lr", "0.01",
+               "--init", str(tmp_path / "a" / "best.npz")) == 0
+    hist = json.loads((tmp_path / "b" / "history.json").read_text())
+    assert hist[0]["val_acc"] > 0.5     # starts from the trained weights
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_nan_loss_stops_cleanly(fer_npz, tmp_path, capsys):
     assert run(fer_npz, tmp_path, "--epochs", "1", "--lr", "1e30") == 2
