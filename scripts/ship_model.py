@@ -3,8 +3,10 @@
     python scripts/ship_model.py runs/fer_minivgg --data ../shared/data/fer2013/fer2013_train_val.npz
 
 1. loads ``RUN/best.npz`` (best PublicTest accuracy of the run) and saves it as
-   float16 ``weights/minivgg_fer.npz`` with the training command and history in
-   its metadata;
+   float16 ``weights/minivgg_fer.npz`` with the training commands and history in
+   its metadata. A run that started from another run's weights (``--init
+   OTHER/best.npz``) is shipped with every stage: commands in order, histories
+   joined, wall time summed, curves drawn over all epochs;
 2. evaluates the *shipped* float16 file on the validation split without TTA,
    with flip TTA and with ten-crop TTA -> ``weights/eval.json``;
 3. saves the confusion matrix (best TTA) to ``weights/confusion.png`` and
@@ -25,6 +27,26 @@ from minifer import data  # noqa: E402
 from minifer.evaluate import evaluate  # noqa: E402
 from minifer.metrics import plot_confusion  # noqa: E402
 from minifer.model import load_model  # noqa: E402
+from minifer.train import plot_curves  # noqa: E402
+
+
+def stages(run):
+    """``[first run, ..., run]``: follows ``--init`` back through earlier runs' ``best.npz``."""
+    chain = [Path(run)]
+    while True:
+        init = load_model(chain[0] / "best.npz").meta["training"]["args"].get("init")
+        prev = (ROOT / init).parent if init and not Path(init).is_absolute() else Path(init or "").parent
+        if not init or not (prev / "history.json").exists() or prev in chain:
+            return chain
+        chain.insert(0, prev)
+
+
+def train_command(run):
+    args = load_model(run / "best.npz").meta["training"]["args"]
+    keys = ("data", "model", "init", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule",
+            "warmup", "label_smoothing", "augment", "seed", "out")
+    return "python -m minifer.train " + " ".join(
+        f"--{k.replace('_', '-')} {args[k]}" for k in keys if args.get(k) not in (None, ""))
 
 
 def main():
@@ -36,12 +58,13 @@ def main():
     a = p.parse_args()
     run = Path(a.run)
     model = load_model(run / "best.npz")
-    hist = json.loads((run / "history.json").read_text())
-    train_args = model.meta["training"]["args"]
-    cmd = "python -m minifer.train " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in train_args.items()
-        if k in ("data", "model", "epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "augment",
-                 "seed", "schedule", "warmup", "optimizer"))
+    runs = stages(run)
+    cmds = [train_command(r) for r in runs]
+    hist = []
+    for r in runs:
+        for h in json.loads((r / "history.json").read_text()):
+            hist.append(dict(h, epoch=len(hist) + 1, stage=r.name))
+    cmd = " && ".join(cmds)
     model.meta["training"].update(command=cmd, history=hist,
                                   train_wall_s=round(sum(h["epoch_s"] for h in hist)))
     model.save(a.out, dtype=np.float16)
@@ -59,14 +82,19 @@ def main():
     best = max(results, key=lambda k: results[k]["accuracy"])
     for dst in (ROOT / "weights" / "confusion.png", ROOT / "docs" / "img" / "confusion.png"):
         plot_confusion(results[best], dst, title=f"PublicTest, tta={best}")
-    shutil.copy(run / "curves.png", ROOT / "docs" / "img" / "curves.png")
+    if len(runs) == 1:
+        shutil.copy(run / "curves.png", ROOT / "docs" / "img" / "curves.png")
+    else:
+        plot_curves(hist, ROOT / "docs" / "img" / "curves.png")
     r0, rb = results["none"], results[best]
     print(f"\n| class | precision | recall | F1 | F1 (tta={best}) | support |\n|---|---|---|---|---|---|")
     for c in r0["classes"]:
         q, qb = r0["per_class"][c], rb["per_class"][c]
         print(f"| {c} | {q['precision']:.3f} | {q['recall']:.3f} | {q['f1']:.3f} | {qb['f1']:.3f} | {q['support']} |")
     print(f"\nfile {a.out}: {Path(a.out).stat().st_size / 1e6:.2f} MB; training wall time "
-          f"{sum(h['epoch_s'] for h in hist) / 3600:.2f} h over {len(hist)} epochs; command: {cmd}")
+          f"{sum(h['epoch_s'] for h in hist) / 3600:.2f} h over {len(hist)} epochs; commands:")
+    for c in cmds:
+        print("  " + c)
 
 
 if __name__ == "__main__":
