@@ -41,7 +41,8 @@ def parse_args(argv=None):
     p.add_argument("--train-split", default="train")
     p.add_argument("--val-split", default="val")
     p.add_argument("--model", default="minivgg", choices=sorted(zoo.MODELS))
-    p.add_argument("--init", help="weights .npz to start from: a minifer model of the same architecture (warm start) or converted VGG16 (the layers that fit)")
+    p.add_argument("--init", help="weights .npz to start from: a minifer model of the same "
+                   "architecture (warm start) or converted VGG16 (the layers that fit)")
     p.add_argument("--freeze-blocks", type=int, default=0, help="with --init: freeze conv blocks 1..N")
     p.add_argument("--base-lr-scale", type=float, default=1.0,
                    help="with --init: learning-rate factor for the conv blocks (head: 1)")
@@ -78,13 +79,14 @@ def build_model(args, mean, std):
     model = zoo.build(args.model, seed=args.seed)
     model.meta.update(preprocess={"color": "gray", "scale": 1 / 255, "mean": [mean], "std": [std]})
     if args.init:  # after setting preprocess: the gray fold of the first conv uses it
-        from .transfer import freeze_blocks, load_pretrained, set_block_lr
+        from .transfer import freeze_blocks, load_pretrained_state, set_block_lr
         arrays, meta = load_npz(args.init)
         if "architecture" in meta:    # a minifer model of the same architecture: warm start
             model.load_state_dict(arrays)
             print(f"warm start from {args.init} (all {len(arrays)} arrays)", flush=True)
         else:                         # converted VGG weights: the layers that fit
-            print(load_pretrained(model, args.init), flush=True)
+            print(load_pretrained_state(model, arrays, meta, source=os.path.basename(args.init)),
+                  flush=True)
             freeze_blocks(model, args.freeze_blocks)
             set_block_lr(model, {"base": args.base_lr_scale})
     return model
