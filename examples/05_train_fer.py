@@ -10,7 +10,7 @@
 The recipe (see docs/09_training_and_curves.md): minivgg, SGD with Nesterov momentum, lr 0.05,
 weight decay 5e-4, batch 64, cosine schedule with one warm-up epoch, label smoothing 0.1, the
 "standard" augmentation, 15 epochs, seed 0. Ctrl-C saves a checkpoint; --resume continues it.
-The shipped weights add a second stage from this run's best.npz (weights/README.md).
+The shipped weights add two more stages from this run's best.npz (weights/README.md).
 """
 import argparse
 import os
