@@ -61,35 +61,42 @@ def to_host(a):
     return a.get() if hasattr(a, "get") else np.asarray(a)
 
 
+def openblas_function(name):
+    """The ctypes function ``name`` (``"set_num_threads"``, ``"get_num_threads"``) of
+    the OpenBLAS that NumPy loaded, or None (not Linux, or not OpenBLAS)."""
+    import ctypes
+    try:
+        with open("/proc/self/maps") as f:
+            libs = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line})
+    except OSError:
+        return None
+    for path in libs:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in ("scipy_openblas_", "openblas_"):   # NumPy wheels rename the symbols
+            for suffix in ("64_", ""):
+                fn = getattr(lib, prefix + name + suffix, None)
+                if fn is not None:
+                    return fn
+    return None
+
+
 def set_blas_threads(n):
     """Limit NumPy's OpenBLAS to ``n`` threads -> True if it could be done.
 
     For small GEMMs next to other thread pools (OpenCV's face detector in
     ``minifer.predict``): OpenBLAS's idle threads spin-wait and take the cores
     the detector needs. Measured on 2 cores, one 640x480 frame (detect at 320 px
-    + one face): 34.7 ms with 2 BLAS threads, 22.6 ms with 1. Finds the OpenBLAS
-    that NumPy loaded (Linux) and calls its ``*openblas_set_num_threads*``; does
-    nothing elsewhere.
+    + one face): 34.7 ms with 2 BLAS threads, 22.6 ms with 1.
     """
     import ctypes
-    try:
-        with open("/proc/self/maps") as f:
-            libs = {line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line}
-    except OSError:
+    fn = openblas_function("set_num_threads")
+    if fn is None:
         return False
-    names = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-             "openblas_set_num_threads64_", "openblas_set_num_threads")
-    for path in sorted(libs):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in names:
-            fn = getattr(lib, name, None)
-            if fn is not None:
-                fn(ctypes.c_int(int(n)))
-                return True
-    return False
+    fn(ctypes.c_int(int(n)))
+    return True
 
 
 if os.environ.get("MINIFER_DEVICE", "cpu").lower() not in ("", "cpu"):

@@ -218,7 +218,7 @@ class FaceFinder:
     so OpenCV is imported only if some image needs detection)."""
 
     def __init__(self, detect=True, min_neighbors=5, largest=False, size=48, margin=0.2,
-                 guess_crops=True, detect_size=640, scale_factor=1.1):
+                 guess_crops=True, detect_size=IMAGE_DETECT[0], scale_factor=IMAGE_DETECT[1]):
         self.detect = detect
         self.detect_size = detect_size
         self.scale_factor = scale_factor

@@ -10,12 +10,11 @@
 2. evaluates the *shipped* float16 file on the validation split without TTA,
    with flip TTA and with ten-crop TTA -> ``weights/eval.json``;
 3. saves the confusion matrix (best TTA) to ``weights/confusion.png`` and
-   ``docs/img/confusion.png``, and the run's curves to ``docs/img/curves.png``;
+   ``docs/img/confusion.png``, and the curves of all stages to ``docs/img/curves.png``;
 4. prints the per-class table in markdown for ``weights/README.md``.
 """
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -31,18 +30,18 @@ from minifer.train import plot_curves  # noqa: E402
 
 
 def stages(run):
-    """``[first run, ..., run]``: follows ``--init`` back through earlier runs' ``best.npz``."""
-    chain = [Path(run)]
-    while True:
-        init = load_model(chain[0] / "best.npz").meta["training"]["args"].get("init")
-        prev = (ROOT / init).parent if init and not Path(init).is_absolute() else Path(init or "").parent
-        if not init or not (prev / "history.json").exists() or prev in chain:
-            return chain
-        chain.insert(0, prev)
+    """``[(run folder, its training args), ...]``, first stage first: follows ``--init``
+    back through earlier runs (an ``--init`` that is not a run folder ends the chain)."""
+    chain = []
+    while run is not None and run not in [r for r, _ in chain]:
+        args = load_model(run / "best.npz").meta["training"]["args"]
+        chain.insert(0, (run, args))
+        prev = (ROOT / args["init"]).parent if args.get("init") else None  # ROOT / absolute = absolute
+        run = prev if prev is not None and (prev / "history.json").exists() else None
+    return chain
 
 
-def train_command(run):
-    args = load_model(run / "best.npz").meta["training"]["args"]
+def train_command(args):
     keys = ("data", "model", "init", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule",
             "warmup", "label_smoothing", "augment", "seed", "out")
     return "python -m minifer.train " + " ".join(
@@ -56,12 +55,12 @@ def main():
     p.add_argument("--out", default=str(ROOT / "weights" / "minivgg_fer.npz"))
     p.add_argument("--limit", type=int, default=0, help="evaluate only the first N images (a dry run)")
     a = p.parse_args()
-    run = Path(a.run)
+    run = Path(a.run).resolve()
     model = load_model(run / "best.npz")
     runs = stages(run)
-    cmds = [train_command(r) for r in runs]
+    cmds = [train_command(args) for _, args in runs]
     hist = []
-    for r in runs:
+    for r, _ in runs:
         for h in json.loads((r / "history.json").read_text()):
             hist.append(dict(h, epoch=len(hist) + 1, stage=r.name))
     cmd = " && ".join(cmds)
@@ -82,10 +81,7 @@ def main():
     best = max(results, key=lambda k: results[k]["accuracy"])
     for dst in (ROOT / "weights" / "confusion.png", ROOT / "docs" / "img" / "confusion.png"):
         plot_confusion(results[best], dst, title=f"PublicTest, tta={best}")
-    if len(runs) == 1:
-        shutil.copy(run / "curves.png", ROOT / "docs" / "img" / "curves.png")
-    else:
-        plot_curves(hist, ROOT / "docs" / "img" / "curves.png")
+    plot_curves(hist, ROOT / "docs" / "img" / "curves.png")
     r0, rb = results["none"], results[best]
     print(f"\n| class | precision | recall | F1 | F1 (tta={best}) | support |\n|---|---|---|---|---|---|")
     for c in r0["classes"]:

@@ -1,5 +1,4 @@
 """minifer.backend: the BLAS thread limit used by the predict command."""
-import ctypes
 import sys
 
 import numpy as np
@@ -8,21 +7,9 @@ import pytest
 from minifer import backend
 
 
-def _openblas_get_threads():
-    with open("/proc/self/maps") as f:
-        libs = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line})
-    for path in libs:
-        lib = ctypes.CDLL(path)
-        for name in ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
-                     "openblas_get_num_threads64_", "openblas_get_num_threads"):
-            if hasattr(lib, name):
-                return getattr(lib, name)
-    return None
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
 def test_set_blas_threads_limits_numpys_openblas():
-    get = _openblas_get_threads()
+    get = backend.openblas_function("get_num_threads")
     if get is None:
         pytest.skip("NumPy is not linked to OpenBLAS here")
     before = get()
