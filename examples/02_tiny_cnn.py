@@ -20,7 +20,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from minifer import Sequential, augment, data, optim  # noqa: E402
+from minifer import Sequential, optim  # noqa: E402
+from minifer.fer import augment, data  # noqa: E402
 from minifer.layers import (BatchNorm2d, Conv2d, Dense, Flatten, MaxPool2d, ReLU,  # noqa: E402
                             SoftmaxCrossEntropy)
 

@@ -1,4 +1,4 @@
-"""Show every augmentation of minifer.augment on a few FER faces, one row each.
+"""Show every augmentation of minifer.fer.augment on a few FER faces, one row each.
 
     python examples/03_augmentation_grid.py                 # -> docs/img/augmentation_grid.png
     python examples/03_augmentation_grid.py --quick --out /tmp/grid.png
@@ -19,8 +19,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from minifer import augment as A  # noqa: E402
-from minifer.data import CLASSES, DataError, load_fer  # noqa: E402
+from minifer.fer import augment as A  # noqa: E402
+from minifer.fer.data import CLASSES, DataError, load_fer  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013_train_val.npz"
 DEFAULT_OUT = ROOT / "docs" / "img" / "augmentation_grid.png"
@@ -103,7 +103,7 @@ def draw(rows, labels, out, dpi):
             if r == 0:
                 ax.set_title(labels[c], fontsize=8)
         axes[r, 0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=7)
-    fig.suptitle("minifer.augment on FER faces (one row per transform)", fontsize=9)
+    fig.suptitle("minifer.fer.augment on FER faces (one row per transform)", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.98))
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     fig.savefig(out, dpi=dpi)

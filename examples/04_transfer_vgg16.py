@@ -9,7 +9,7 @@ Steps:
    VGG16 conv base inside a Keras/tf2onnx model) to a minifer ``.npz`` once, cached in
    ``--weights`` (default ``~/.cache/minifer/vgg16_imagenet_base.npz``).
 2. Build ``zoo.vgg16(blocks=B)`` for 48x48 gray faces, load blocks 1..B with the gray
-   fold of the first conv (:func:`minifer.transfer.load_pretrained`), freeze blocks
+   fold of the first conv (:func:`minifer.fer.transfer.load_pretrained`), freeze blocks
    1..F and give the other blocks ``--base-lr-scale`` of the learning rate.
 3. Fine-tune on a random subset of the FER2013 ``Training`` split, validate on
    ``PublicTest``.
@@ -32,7 +32,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from minifer import augment, backend, convert, data, optim, schedules, transfer, zoo  # noqa: E402
+from minifer import backend, convert, optim, schedules, zoo  # noqa: E402
+from minifer.fer import augment, data, transfer  # noqa: E402
 from minifer.io import META_KEY, WeightsError  # noqa: E402
 from minifer.layers import SoftmaxCrossEntropy  # noqa: E402
 from minifer.evaluate import evaluate  # noqa: E402

@@ -5,7 +5,7 @@
     python examples/08_gradcam.py --quick                          # runs even without trained weights
 
 The largest face is found and cut out as for python -m minifer.predict, classified, and explained
-with minifer.explain (docs/10_evaluation.md): Grad-CAM shows which regions of the last conv layer's
+with minifer.fer.explain (docs/10_evaluation.md): Grad-CAM shows which regions of the last conv layer's
 feature maps raised the class score, saliency which input pixels it is most sensitive to. The PNG
 shows the photo, the 48x48 face, both maps and the class probabilities. Needs trained weights
 (--weights, default weights/minivgg_fer.npz); with --quick and no weights it explains an untrained
@@ -28,8 +28,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from minifer import zoo  # noqa: E402
-from minifer.explain import default_cam_layer, grad_cam, overlay, saliency  # noqa: E402
-from minifer.images import load_image, to_gray_array  # noqa: E402
+from minifer.fer.explain import default_cam_layer, grad_cam, overlay, saliency  # noqa: E402
+from minifer.fer.images import load_image, to_gray_array  # noqa: E402
 from minifer.predict import FaceFinder, Predictor, UsageError  # noqa: E402
 
 DEFAULT_WEIGHTS = ROOT / "weights" / "minivgg_fer.npz"

@@ -101,7 +101,7 @@ def filters_figure(model, path):
 
 def sample_faces(data_path):
     """The first validation face of every class -> (uint8 (K, 48, 48), labels)."""
-    from minifer.data import load_fer
+    from minifer.fer.data import load_fer
     x, y = load_fer(data_path, "val")
     idx = [int(np.flatnonzero(y == c)[0]) for c in range(7) if (y == c).any()]
     return x[idx], y[idx]
@@ -109,8 +109,8 @@ def sample_faces(data_path):
 
 def gradcam_figure(model, faces, labels, path):
     """Rows: the face, Grad-CAM of the predicted class over it, input-gradient saliency."""
-    from minifer.data import to_model_input
-    from minifer.explain import grad_cam, overlay, saliency
+    from minifer.fer.data import to_model_input
+    from minifer.fer.explain import grad_cam, overlay, saliency
     pre = model.meta["preprocess"]
     classes = model.meta["classes"]
     x = to_model_input(faces, pre["mean"][0], pre["std"][0])

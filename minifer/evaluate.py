@@ -3,7 +3,7 @@
     python -m minifer.evaluate --weights weights/minivgg_fer.npz \\
         --data ../shared/data/fer2013/fer2013_train_val.npz --split val --tta flip
 
-``--data`` takes any form :func:`minifer.data.load_fer` reads (npz, Kaggle csv,
+``--data`` takes any form :func:`minifer.fer.data.load_fer` reads (npz, Kaggle csv,
 image folders); for a csv, ``--split`` picks the ``Usage`` value. ``--json``
 prints one JSON object (accuracy, macro_f1, per_class, confusion_matrix,
 images_per_s, ...). ``--confusion PATH`` saves the confusion matrix as a PNG.
@@ -15,16 +15,16 @@ import time
 
 import numpy as np
 
-from . import augment, data
+from .fer import augment, data
 from .io import WeightsError
-from .metrics import format_report, plot_confusion, report
+from .fer.metrics import format_report, plot_confusion, report
 from .model import load_model
 
 
 def evaluate(model, x, y, tta="none", batch_size=256):
     """Report for uint8 faces ``x`` (N,48,48) and labels ``y``, with the model's own preprocessing.
 
-    Adds the mean cross-entropy ``loss`` and ``images_per_s`` to :func:`minifer.metrics.report`.
+    Adds the mean cross-entropy ``loss`` and ``images_per_s`` to :func:`minifer.fer.metrics.report`.
     """
     pre = model.meta.get("preprocess", {})
     xin = data.to_model_input(x, pre.get("mean", [0.0])[0], pre.get("std", [1.0])[0])

@@ -8,9 +8,9 @@ Images (files or folders, searched recursively)::
     python -m minifer.predict --annotate out/ photos/      # boxes + labels drawn
 
 Every image is read upright (EXIF) and in gray. A small image that already
-looks like a face crop (see :func:`minifer.faces.is_face_crop`), or any image
+looks like a face crop (see :func:`minifer.fer.faces.is_face_crop`), or any image
 with ``--no-detect``, is classified whole; otherwise OpenCV's face detector
-finds the faces, each is cut out square (:func:`minifer.faces.square_crop`)
+finds the faces, each is cut out square (:func:`minifer.fer.faces.square_crop`)
 and all faces of an image are classified in one batch. A photo without a face
 is reported ("no face found") but is not a failure.
 
@@ -18,7 +18,7 @@ Video (a file, or a camera index such as ``0``)::
 
     python -m minifer.predict --video clip.mp4 --annotate clip_out.mp4 --csv -o rows.csv
 
-Faces are tracked across frames (:class:`minifer.faces.FaceTracker`) and each
+Faces are tracked across frames (:class:`minifer.fer.faces.FaceTracker`) and each
 face's probabilities are smoothed (``--smooth``); see :mod:`minifer.video`.
 
 Exit status: 0 when every input was processed, 1 when any input failed
@@ -202,7 +202,7 @@ class Predictor:
             return np.zeros((0, len(self.classes)))
         x = self.preprocess(faces)
         if self.tta != "none":
-            from .augment import tta_predict
+            from .fer.augment import tta_predict
             p = tta_predict(lambda v: self.model.predict_proba(v, self.batch_size), x, self.tta)
         else:
             p = self.model.predict_proba(x, batch_size=self.batch_size)
@@ -232,7 +232,7 @@ class FaceFinder:
     @property
     def detector(self):
         if self._detector is None:
-            from .faces import FaceDetector
+            from .fer.faces import FaceDetector
             try:
                 self._detector = FaceDetector(min_neighbors=self.min_neighbors,
                                               max_side=self.detect_size,
@@ -244,7 +244,7 @@ class FaceFinder:
     def find(self, gray):
         """``(boxes, crops, whole)``: boxes ``(x, y, w, h)``, uint8 crops
         ``(N, 48, 48)``, and whether the whole image was taken as the face."""
-        from .faces import is_face_crop, square_crop
+        from .fer.faces import is_face_crop, square_crop
         h, w = gray.shape
         if not self.detect or (self.guess_crops and is_face_crop(gray)):
             box = (0, 0, int(w), int(h))
@@ -448,7 +448,7 @@ def expand_inputs(args, annotate=None):
     into it directly, several inputs go to ``OUT/<folder name>/...`` and
     ``OUT/<file name>``. Clashing names get ``-2``, ``-3``, ... suffixes.
     """
-    from .images import iter_image_paths
+    from .fer.images import iter_image_paths
     items, empty, used = [], [], set()
     single_file = len(args) == 1 and not os.path.isdir(args[0])
     out = Path(annotate) if annotate is not None else None
@@ -493,7 +493,7 @@ def expand_inputs(args, annotate=None):
 # ----------------------------------------------------------------------------
 def process_image(path, finder, predictor, annotate_dest=None, explain_dir=None):
     """Predict the faces of one image -> result dict (raises InputError)."""
-    from .images import ImageError, load_image, save_image_atomic, to_gray_array
+    from .fer.images import ImageError, load_image, save_image_atomic, to_gray_array
     try:
         img = load_image(path)
     except ImageError as e:
@@ -520,8 +520,8 @@ def process_image(path, finder, predictor, annotate_dest=None, explain_dir=None)
 def save_explanations(path, crops, predictor, folder):
     """Write ``<stem>_face<i>_gradcam.png``: the 48x48 face next to its Grad-CAM overlay."""
     from PIL import Image
-    from .explain import grad_cam, overlay
-    from .images import save_image_atomic
+    from .fer.explain import grad_cam, overlay
+    from .fer.images import save_image_atomic
     cams = grad_cam(predictor.model, predictor.preprocess(crops))
     stem = os.path.splitext(os.path.basename(os.fspath(path)))[0]
     os.makedirs(folder, exist_ok=True)

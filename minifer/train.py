@@ -24,7 +24,8 @@ import time
 
 import numpy as np
 
-from . import augment, backend, data, optim, schedules, zoo
+from . import backend, optim, schedules, zoo
+from .fer import augment, data
 from .io import WeightsError, atomic_write, load_npz, save_npz
 from .layers import SoftmaxCrossEntropy
 from .evaluate import evaluate
@@ -79,7 +80,7 @@ def build_model(args, mean, std):
     model = zoo.build(args.model, seed=args.seed)
     model.meta.update(preprocess={"color": "gray", "scale": 1 / 255, "mean": [mean], "std": [std]})
     if args.init:  # after setting preprocess: the gray fold of the first conv uses it
-        from .transfer import freeze_blocks, load_pretrained_state, set_block_lr
+        from .fer.transfer import freeze_blocks, load_pretrained_state, set_block_lr
         arrays, meta = load_npz(args.init)
         if "architecture" in meta:    # a minifer model of the same architecture: warm start
             model.load_state_dict(arrays)

@@ -3,7 +3,7 @@
 Used by ``python -m minifer.predict --video SOURCE`` (see :mod:`minifer.predict`).
 Each frame: OpenCV reads it (BGR), the faces are detected in gray and cut out
 square, all faces of the frame are classified in one batch, and a
-:class:`minifer.faces.FaceTracker` gives every face a stable id and smooths its
+:class:`minifer.fer.faces.FaceTracker` gives every face a stable id and smooths its
 probabilities with an exponential moving average. The annotated frame (boxes,
 ``#id label p`` tags and an FPS counter) can be written to a video file
 (``mp4v``; written to a temporary file and renamed when done) and/or shown in
@@ -23,7 +23,7 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # before cv2 is first import
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .faces import FaceTracker
+from .fer.faces import FaceTracker
 from .predict import (EXIT_FAILED, EXIT_OK, PALETTE, FaceFinder, OutputFile, UsageError,
                       top_labels)
 

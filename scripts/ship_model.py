@@ -22,9 +22,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from minifer import data  # noqa: E402
+from minifer.fer import data  # noqa: E402
 from minifer.evaluate import evaluate  # noqa: E402
-from minifer.metrics import plot_confusion  # noqa: E402
+from minifer.fer.metrics import plot_confusion  # noqa: E402
 from minifer.model import load_model  # noqa: E402
 from minifer.train import plot_curves  # noqa: E402
 

@@ -1,11 +1,11 @@
-"""Tests for minifer.augment: shapes, dtype, ranges, determinism, exact identities."""
+"""Tests for minifer.fer.augment: shapes, dtype, ranges, determinism, exact identities."""
 import functools
 import time
 
 import numpy as np
 import pytest
 
-from minifer import augment as A
+from minifer.fer import augment as A
 
 P = functools.partial
 

@@ -1,4 +1,4 @@
-"""Tests for minifer.data: csv / image-folder / npz loading, cache, balance helpers."""
+"""Tests for minifer.fer.data: csv / image-folder / npz loading, cache, balance helpers."""
 import os
 import time
 import zipfile
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minifer import data
-from minifer.data import CLASSES, DataError, load_fer
+from minifer.fer import data
+from minifer.fer.data import CLASSES, DataError, load_fer
 
 SHARED_NPZ = (Path(__file__).resolve().parents[1].parent
               / "shared" / "data" / "fer2013" / "fer2013_train_val.npz")

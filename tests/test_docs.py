@@ -97,7 +97,7 @@ def test_api_reference_is_complete():
     required = [("layers", n) for n in minifer.layers.__all__]
     required += [(m, n) for m in API_MODULES for n in public_names(m)]
     try:
-        importlib.import_module("minifer.transfer")
+        importlib.import_module("minifer.fer.transfer")
         required += [("transfer", "load_pretrained"), ("transfer", "freeze_blocks")]
     except ImportError:
         pass

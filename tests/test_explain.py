@@ -1,9 +1,9 @@
-"""Saliency and Grad-CAM (minifer.explain): shapes, ranges, exact gradients, localisation."""
+"""Saliency and Grad-CAM (minifer.fer.explain): shapes, ranges, exact gradients, localisation."""
 import numpy as np
 import pytest
 
 from minifer import zoo
-from minifer.explain import default_cam_layer, grad_cam, overlay, saliency
+from minifer.fer.explain import default_cam_layer, grad_cam, overlay, saliency
 from minifer.gradcheck import numeric_grad, rel_error
 from minifer.layers import (BatchNorm2d, Conv2d, Dense, Dropout, Flatten, GlobalAvgPool2d,
                             MaxPool2d, ReLU)

@@ -1,4 +1,4 @@
-"""Tests for minifer.faces: detector on the shipped photos, crops, tracker."""
+"""Tests for minifer.fer.faces: detector on the shipped photos, crops, tracker."""
 import subprocess
 import sys
 from pathlib import Path
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minifer.faces import (FaceDetector, FaceTracker, is_face_crop, iou,
+from minifer.fer.faces import (FaceDetector, FaceTracker, is_face_crop, iou,
                            square_crop)
-from minifer.images import load_image, to_gray_array
+from minifer.fer.images import load_image, to_gray_array
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "images"
 
@@ -26,7 +26,7 @@ def astronaut():
 
 
 def test_import_does_not_load_cv2():
-    code = "import sys, minifer.faces; print('cv2' in sys.modules)"
+    code = "import sys, minifer.fer.faces; print('cv2' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                          text=True, cwd=Path(__file__).resolve().parent.parent)
     assert out.returncode == 0, out.stderr

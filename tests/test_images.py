@@ -1,4 +1,4 @@
-"""Tests for minifer.images: every fixture is a tiny file made with Pillow."""
+"""Tests for minifer.fer.images: every fixture is a tiny file made with Pillow."""
 import os
 import stat
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from minifer import images
-from minifer.images import (ImageError, iter_image_paths, load_image,
+from minifer.fer import images
+from minifer.fer.images import (ImageError, iter_image_paths, load_image,
                             save_image_atomic, to_gray_array, to_rgb_array)
 
 

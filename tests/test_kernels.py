@@ -1,73 +1,86 @@
-"""The fast kernels (Numba; CuPy when a GPU is present) agree with the NumPy references."""
+"""Every fast op (Numba; CuPy when a GPU is present) agrees with the NumPy reference."""
 import numpy as np
 import pytest
 
-from minifer import fast_kernels as fk
-from minifer import kernels
-from minifer.layers import norm, pool
+from minifer.ops import cpu, reference as ref
 
 rng = np.random.default_rng(0)
 SHAPES = [((2, 7, 6, 3), 3, 1, 1), ((2, 7, 7, 4), 3, 2, 0), ((1, 5, 5, 2), 1, 1, 0), ((3, 9, 8, 5), 5, 2, 2)]
 
 
+def _gpu_or_skip():
+    cp = pytest.importorskip("cupy")
+    try:
+        cp.cuda.runtime.getDeviceCount()
+    except Exception:
+        pytest.skip("no CUDA device")
+    from minifer.ops import gpu
+    return cp, gpu
+
+
 @pytest.mark.parametrize("shape,k,s,p", SHAPES)
 def test_im2col_numba_matches_reference(shape, k, s, p):
     x = rng.standard_normal(shape).astype(np.float32)
-    np.testing.assert_array_equal(fk.im2col(x, k, k, s, p), kernels.im2col_ref(x, k, k, s, p))
+    np.testing.assert_array_equal(cpu.im2col(x, k, k, s, p), ref.im2col(x, k, k, s, p))
 
 
 @pytest.mark.parametrize("shape,k,s,p", SHAPES)
 def test_col2im_is_the_adjoint_of_im2col(shape, k, s, p):
     """<im2col(x), c> == <x, col2im(c)> for all x, c: col2im is im2col's transpose."""
     x = rng.standard_normal(shape)
-    cols = rng.standard_normal(kernels.im2col_ref(x, k, k, s, p).shape)
-    dx_fast = fk.col2im(cols, shape, k, k, s, p)
-    np.testing.assert_allclose(dx_fast, kernels.col2im_ref(cols, shape, k, k, s, p), rtol=1e-12, atol=1e-12)
-    lhs = (kernels.im2col_ref(x, k, k, s, p) * cols).sum()
+    cols = rng.standard_normal(ref.im2col(x, k, k, s, p).shape)
+    dx_fast = cpu.col2im(cols, shape, k, k, s, p)
+    np.testing.assert_allclose(dx_fast, ref.col2im(cols, shape, k, k, s, p), rtol=1e-12, atol=1e-12)
+    lhs = (ref.im2col(x, k, k, s, p) * cols).sum()
     assert lhs == pytest.approx((x * dx_fast).sum(), rel=1e-10)
 
 
 @pytest.mark.parametrize("k,s", [(2, 2), (3, 2), (3, 1)])
 def test_maxpool_numba_matches_reference(k, s):
+    """Same outputs, and the same ``arg`` (flat h*W+w index of each max) on both paths."""
     x = rng.standard_normal((2, 8, 7, 3)).astype(np.float32)
-    out, arg = fk.maxpool_forward(x, k, s)
-    out_ref, arg_ref = pool.maxpool_forward_ref(x, k, s)
-    np.testing.assert_array_equal(out, out_ref)
+    out, arg = cpu.maxpool_forward(x, k, s)
+    out_r, arg_r = ref.maxpool_forward(x, k, s)
+    np.testing.assert_array_equal(out, out_r)
+    np.testing.assert_array_equal(arg, arg_r)
+    assert arg.dtype == arg_r.dtype == np.int32
+    flat = x.reshape(2, -1, 3)                     # the index really points at the max
+    np.testing.assert_array_equal(np.take_along_axis(flat, arg.reshape(2, -1, 3), axis=1).reshape(out.shape), out)
     dout = rng.standard_normal(out.shape).astype(np.float32)
-    np.testing.assert_allclose(fk.maxpool_backward(dout, arg, x.shape),
-                               pool.maxpool_backward_ref(dout, arg_ref, x.shape, k, s), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(cpu.maxpool_backward(dout, arg, x.shape, k, s),
+                               ref.maxpool_backward(dout, arg_r, x.shape, k, s), rtol=1e-6, atol=1e-6)
 
 
-def test_batchnorm_numba_matches_reference():
-    x = (rng.standard_normal((4, 6, 6, 8)) * 3 + 2).astype(np.float32)
-    g, b = rng.standard_normal(8).astype(np.float32), rng.standard_normal(8).astype(np.float32)
-    out, cache, (mu, var) = fk.batchnorm_forward(x, g, b, 1e-5)
-    out_r, cache_r, (mu_r, var_r) = norm.batchnorm_forward(x.astype(np.float64), g, b, 1e-5)
-    np.testing.assert_allclose(out, out_r, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(var, var_r, rtol=1e-5)
-    dout = rng.standard_normal(x.shape).astype(np.float32)
-    for fast, ref in zip(fk.batchnorm_backward(dout, cache), norm.batchnorm_backward(dout.astype(np.float64), cache_r)):
-        np.testing.assert_allclose(fast, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+def test_batchnorm_ops_match_reference():
+    x = (rng.standard_normal((4 * 6 * 6, 8)) * 3 + 2).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    mu, inv = rng.standard_normal(8).astype(np.float32), rng.uniform(0.5, 2, 8).astype(np.float32)
+    gamma, beta = rng.standard_normal(8).astype(np.float32), rng.standard_normal(8).astype(np.float32)
+    np.testing.assert_allclose(cpu.channel_sums(g, x, mu, inv), ref.channel_sums(g, x, mu, inv), rtol=1e-6)
+    np.testing.assert_allclose(cpu.affine(x, mu, gamma, beta), ref.affine(x, mu, gamma, beta), rtol=1e-5, atol=1e-5)
+    db, dg = ref.channel_sums(g, x, mu, inv).astype(np.float32)
+    np.testing.assert_allclose(cpu.bn_input_grad(g, x, mu, inv, gamma, db, dg),
+                               ref.bn_input_grad(g, x, mu, inv, gamma, db, dg), rtol=1e-4, atol=1e-4)
 
 
 def test_kernels_keep_float32():
     x = rng.standard_normal((2, 6, 6, 3)).astype(np.float32)
-    assert fk.im2col(x, 3, 3, 1, 1).dtype == np.float32
-    assert fk.col2im(fk.im2col(x, 3, 3, 1, 1), x.shape, 3, 3, 1, 1).dtype == np.float32
-    assert fk.batchnorm_forward(x, np.ones(3, np.float32), np.zeros(3, np.float32), 1e-5)[0].dtype == np.float32
+    assert cpu.im2col(x, 3, 3, 1, 1).dtype == np.float32
+    assert cpu.col2im(cpu.im2col(x, 3, 3, 1, 1), x.shape, 3, 3, 1, 1).dtype == np.float32
+    x2, c = x.reshape(-1, 3), np.ones(3, np.float32)
+    assert cpu.affine(x2, c, c, c).dtype == np.float32
+    assert cpu.bn_input_grad(x2, x2, c, c, c, c, c).dtype == np.float32
 
 
-def test_gpu_kernels_match_cpu():
-    cp = pytest.importorskip("cupy")
-    try:
-        cp.cuda.runtime.getDeviceCount()
-    except Exception:
-        pytest.skip("no CUDA device")
-    from minifer import gpu_kernels
+def test_gpu_kernels_match_reference():
+    cp, gpu = _gpu_or_skip()
     for shape, k, s, p in SHAPES:
         x = rng.standard_normal(shape).astype(np.float32)
-        cols = gpu_kernels.im2col(cp.asarray(x), k, k, s, p)
-        np.testing.assert_array_equal(cols.get(), kernels.im2col_ref(x, k, k, s, p))
+        cols = gpu.im2col(cp.asarray(x), k, k, s, p)
+        np.testing.assert_array_equal(cols.get(), ref.im2col(x, k, k, s, p))
         c = rng.standard_normal(cols.shape).astype(np.float32)
-        np.testing.assert_allclose(gpu_kernels.col2im(cp.asarray(c), shape, k, k, s, p).get(),
-                                   kernels.col2im_ref(c, shape, k, k, s, p), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(gpu.col2im(cp.asarray(c), shape, k, k, s, p).get(),
+                                   ref.col2im(c, shape, k, k, s, p), rtol=1e-5, atol=1e-5)
+    x = rng.standard_normal((2, 8, 7, 3)).astype(np.float32)
+    out, arg = gpu.maxpool_forward(cp.asarray(x), 3, 2)
+    np.testing.assert_array_equal(arg.get(), cpu.maxpool_forward(x, 3, 2)[1])

@@ -27,13 +27,13 @@ def test_conv2d(k, stride, pad, bias):
 def test_conv2d_in_batch_chunks(monkeypatch, chunk_bytes):
     """Chunks of 1 or 2 images (and a last, shorter chunk) give the whole-batch
     result, and their gradients pass the numeric check."""
-    from minifer.layers import conv
+    from minifer import ops
     layer = Conv2d(3, 4, 3, stride=1, padding=1, rng=rng)
     x = x_(5, 6, 5, 3)
     g = x_(5, 6, 5, 4)
     whole = [layer.forward(x), layer.backward(g), layer.params["W"].grad.copy()]
-    monkeypatch.setattr(conv, "CHUNK_BYTES", chunk_bytes)
-    assert len(conv.batch_chunks(5, 30 * 27 * 8)) == (5 if chunk_bytes == 1 else 3)
+    monkeypatch.setattr(ops, "CHUNK_BYTES", chunk_bytes)
+    assert len(ops.batch_chunks(5, 30 * 27 * 8)) == (5 if chunk_bytes == 1 else 3)
     chunked = [layer.forward(x), layer.backward(g), layer.params["W"].grad]
     for a, b in zip(whole, chunked):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

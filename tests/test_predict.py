@@ -67,8 +67,8 @@ def weights(tmp_path_factory):
 @pytest.fixture(scope="module")
 def face48(tmp_path_factory):
     """The astronaut's face, cut out like a FER image (48x48 gray PNG)."""
-    from minifer.faces import square_crop
-    from minifer.images import load_image, to_gray_array
+    from minifer.fer.faces import square_crop
+    from minifer.fer.images import load_image, to_gray_array
     gray = to_gray_array(load_image(ASTRONAUT))
     path = tmp_path_factory.mktemp("crop") / "face48.png"
     Image.fromarray(square_crop(gray, (177, 67, 95, 95))).save(path)

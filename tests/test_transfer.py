@@ -1,11 +1,12 @@
-"""minifer.transfer: loading converted VGG16 weights, gray folding, freezing, per-block lr."""
+"""minifer.fer.transfer: loading converted VGG16 weights, gray folding, freezing, per-block lr."""
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from minifer import convert as cv
-from minifer import optim, transfer, zoo
+from minifer import optim, zoo
+from minifer.fer import transfer
 from minifer.io import WeightsError, save_npz
 from minifer.layers import SoftmaxCrossEntropy
 from minifer.layers.conv import conv_forward

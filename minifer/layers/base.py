@@ -39,7 +39,6 @@ class Parameter:
 class Layer:
     """Base class: a named layer with ``forward``/``backward``."""
 
-    has_input_grad = True  # False: backward may skip computing dx (first layer)
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)

@@ -13,7 +13,7 @@ Backward, with ``G = dL/dout`` reshaped to (M, F)::
 
 Every row of ``cols`` belongs to one image, so the batch can be split: on the
 CPU both passes run over chunks of images whose columns fit in the cache
-(about ``CHUNK_BYTES``), and the backward pass recomputes each chunk's columns
+(about ``minifer.ops.CHUNK_BYTES``), and the backward pass recomputes each chunk's columns
 instead of keeping all of them from the forward pass. For minivgg's 48x48x32
 layer at batch 64 the columns are 170 MB; a chunk of one image is 2.7 MB.
 Measured on the 2-core CPU (forward + backward of that layer): 125-180 ms for
@@ -24,16 +24,8 @@ On the GPU the whole batch is one chunk.
 import numpy as np
 
 from .. import backend
-from ..kernels import col2im, im2col, out_size
+from ..ops import batch_chunks, col2im, im2col, out_size
 from .base import Layer, Parameter, he_normal
-
-CHUNK_BYTES = 3 << 20   # im2col columns per chunk of images on the CPU
-
-
-def batch_chunks(n, bytes_per_image):
-    """Slices of a batch of ``n`` images, each with about ``CHUNK_BYTES`` of columns."""
-    step = n if backend.DEVICE == "gpu" else max(1, min(n, CHUNK_BYTES // max(1, bytes_per_image)))
-    return [slice(s, s + step) for s in range(0, n, step)]
 
 
 def conv_forward(x, w, b, stride, pad):
@@ -70,7 +62,11 @@ def conv_backward(dout, cache, need_dx=True):
 
 
 class Conv2d(Layer):
-    """2-D convolution. Weights W (KH, KW, C_in, C_out), bias b (C_out,)."""
+    """2-D convolution. Weights W (KH, KW, C_in, C_out), bias b (C_out,).
+
+    Shape:
+        input (N, H, W, C_in); output (N, OH, OW, C_out), OH = (H + 2P - KH) // S + 1.
+    """
 
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, padding=0,
                  bias=True, name=None, rng=None):

@@ -1,57 +1,37 @@
-"""Batch normalisation over the channel axis (last axis, NHWC or (N, D)).
+"""Batch normalisation over the channel axis (the last axis, NHWC or (N, D)).
 
-Training mode, with m = number of values per channel (N*H*W, or N)::
+With m = number of values per channel (N*H*W, or N) and statistics mu, var::
 
-    mu = mean(x),  var = mean((x - mu)^2),  xhat = (x - mu) / sqrt(var + eps)
-    out = gamma * xhat + beta
+    xhat = (x - mu) / sqrt(var + eps)
+    out  = gamma * xhat + beta
+
+Training mode takes mu and var from the batch; evaluation mode from running
+averages updated in training:
+``running = (1 - momentum) * running + momentum * batch_stat`` (unbiased var).
 
 Backward (sums over the m values of each channel)::
 
     dbeta  = sum(dout)
     dgamma = sum(dout * xhat)
-    dx     = gamma / sqrt(var + eps) / m * (m * dout - dbeta - xhat * dgamma)
+    dx     = gamma / sqrt(var + eps) / m * (m * dout - dbeta - xhat * dgamma)   training
+    dx     = gamma / sqrt(var + eps) * dout                                     eval
 
-On the CPU the same math runs as fused Numba kernels
-(:func:`minifer.fast_kernels.batchnorm_forward`): one pass for the sums, one
-to normalise, with float64 accumulators.
-
-Evaluation mode uses running averages updated in training:
-``running = (1 - momentum) * running + momentum * batch_stat`` (unbiased var).
+(in training, mu and var depend on x, which gives the two extra terms; in eval
+they are constants, so batch-norm is a per-channel affine map, and saliency
+maps backpropagate through it).
+Both modes run the same ops (:mod:`minifer.ops`): column sums for the
+statistics and the parameter gradients, one affine pass to normalise.
 """
-import numpy as np
-
-from .. import backend
+from .. import backend, ops
 from .base import Layer, Parameter
 
 
-def batchnorm_forward(x, gamma, beta, eps):
-    """x (..., C) -> out, cache, (mean, var) of each channel."""
-    x2 = x.reshape(-1, x.shape[-1])                            # (m, C)
-    mu = x2.mean(axis=0)
-    xc = x2 - mu
-    var = (xc * xc).mean(axis=0)
-    inv = 1.0 / backend.xp.sqrt(var + eps)
-    xhat = xc                                                  # reuse the buffer
-    xhat *= inv
-    out = xhat * gamma + beta
-    return out.reshape(x.shape), (xhat, inv, gamma), (mu, var)
-
-
-def batchnorm_backward(dout, cache):
-    xhat, inv, gamma = cache
-    g = dout.reshape(xhat.shape)                               # (m, C)
-    m = g.shape[0]
-    dbeta = g.sum(axis=0)
-    dgamma = (g * xhat).sum(axis=0)
-    dx = g * m
-    dx -= dbeta
-    dx -= xhat * dgamma
-    dx *= gamma * inv / m
-    return dx.reshape(dout.shape), dgamma, dbeta
-
-
 class BatchNorm(Layer):
-    """Batch-norm of the last axis; BatchNorm2d / BatchNorm1d name the use."""
+    """Batch-norm of the last axis; BatchNorm2d / BatchNorm1d name the use.
+
+    Shape:
+        input (N, H, W, C) or (N, C); output the same.
+    """
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, name=None):
         super().__init__(name)
@@ -63,45 +43,38 @@ class BatchNorm(Layer):
         self.buffers["running_var"] = xp.ones(num_features, backend.DTYPE)
 
     def forward(self, x):
-        g, b = self.params["gamma"].data, self.params["beta"].data
-        if not self.training:   # a fixed per-channel affine map: out = x * scale + shift
-            inv = 1.0 / backend.xp.sqrt(self.buffers["running_var"] + self.eps)
-            self.cache = ("eval", x, inv)
-            if backend.DEVICE == "cpu":   # one parallel pass instead of NumPy's two
-                from .. import fast_kernels as fk
-                x2 = np.ascontiguousarray(x).reshape(-1, self.num_features)
-                rm = self.buffers["running_mean"].astype(x.dtype, copy=False)
-                return fk._bn_apply(x2, rm, (g * inv).astype(x.dtype), b).reshape(x.shape)
-            scale = g * inv
-            return x * scale + (b - self.buffers["running_mean"] * scale)
-        if backend.DEVICE == "cpu":
-            from .. import fast_kernels as fk
-            out, self.cache, (mu, var) = fk.batchnorm_forward(x, g, b, self.eps)
+        xp, dt = backend.xp, x.dtype
+        gamma, beta = self.params["gamma"].data, self.params["beta"].data
+        x2 = xp.ascontiguousarray(x).reshape(-1, self.num_features)    # (m, C)
+        m = x2.shape[0]
+        if self.training:
+            s = ops.channel_sums(x2, x2, xp.zeros(self.num_features, dt), xp.ones(self.num_features, dt))
+            mu = s[0] / m
+            var = xp.maximum(s[1] / m - mu * mu, 0.0)
+            mom = self.momentum
+            self.buffers["running_mean"] = ((1 - mom) * self.buffers["running_mean"] + mom * mu).astype(dt)
+            self.buffers["running_var"] = ((1 - mom) * self.buffers["running_var"]
+                                           + mom * var * (m / max(m - 1, 1))).astype(dt)
         else:
-            out, self.cache, (mu, var) = batchnorm_forward(x, g, b, self.eps)
-        m = out.size // self.num_features
-        mom = self.momentum
-        self.buffers["running_mean"] = (1 - mom) * self.buffers["running_mean"] + mom * mu
-        self.buffers["running_var"] = (1 - mom) * self.buffers["running_var"] + mom * var * (m / max(m - 1, 1))
-        return out
+            mu, var = self.buffers["running_mean"], self.buffers["running_var"]
+        mu = mu.astype(dt)
+        inv = (1.0 / xp.sqrt(var + self.eps)).astype(dt)                  # (C,)
+        self.cache = (x2, mu, inv, self.training)
+        return ops.affine(x2, mu, (gamma * inv).astype(dt), beta).reshape(x.shape)
 
     def backward(self, dout):
-        if isinstance(self.cache[0], str):   # eval mode: dx = dout * scale; saliency maps backpropagate through eval mode
-            _, x, inv = self.cache
-            self.cache = None
-            c = self.num_features
-            xhat = (x - self.buffers["running_mean"]) * inv
-            self.params["gamma"].grad = (dout * xhat).reshape(-1, c).sum(axis=0)
-            self.params["beta"].grad = dout.reshape(-1, c).sum(axis=0)
-            return dout * (self.params["gamma"].data * inv)
-        if backend.DEVICE == "cpu":
-            from .. import fast_kernels as fk
-            dx, dg, db = fk.batchnorm_backward(dout, self.cache)
-        else:
-            dx, dg, db = batchnorm_backward(dout, self.cache)
-        self.params["gamma"].grad, self.params["beta"].grad = dg, db
+        x2, mu, inv, batch_stats = self.cache
         self.cache = None
-        return dx
+        gamma = self.params["gamma"].data
+        g = backend.xp.ascontiguousarray(dout).reshape(x2.shape)          # (m, C)
+        s = ops.channel_sums(g, x2, mu, inv)
+        dbeta, dgamma = s[0].astype(g.dtype), s[1].astype(g.dtype)
+        self.params["gamma"].grad, self.params["beta"].grad = dgamma, dbeta
+        if batch_stats:
+            dx = ops.bn_input_grad(g, x2, mu, inv, gamma, dbeta, dgamma)
+        else:
+            dx = g * (gamma * inv)
+        return dx.reshape(dout.shape)
 
     def config(self):
         return dict(num_features=self.num_features, eps=self.eps, momentum=self.momentum)

@@ -1,6 +1,7 @@
 r"""Transfer learning: load converted VGG16 weights, freeze blocks, per-block learning rates.
 
-    from minifer import zoo, transfer
+    from minifer import zoo
+    from minifer.fer import transfer
     model = zoo.vgg16(blocks=3)
     model.meta["preprocess"] = {"color": "gray", "scale": 1 / 255, "mean": [m], "std": [s]}
     print(transfer.load_pretrained(model, "vgg16_imagenet.npz"))   # blocks 1-3, gray-folded
@@ -50,8 +51,8 @@ import re
 
 import numpy as np
 
-from . import backend
-from .io import WeightsError, load_npz
+from .. import backend
+from ..io import WeightsError, load_npz
 
 KINDS = ("vgg16-base", "vgg16_bn-base")
 GRAY_MODES = ("sum",)

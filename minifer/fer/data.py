@@ -148,7 +148,7 @@ def _cache_load(cpath):
 
 def _cache_save(cpath, x, y):
     """Write atomically (:func:`minifer.io.atomic_write`); failures only warn."""
-    from .io import atomic_write
+    from ..io import atomic_write
     try:
         atomic_write(cpath, lambda f: np.savez(f, x=x, y=y), suffix=".npz")
     except OSError as e:  # read-only home, full disk: loading still works

@@ -1,45 +1,17 @@
-"""Numba CPU kernels (the fast path; see :mod:`minifer.kernels` for the math).
+"""Numba CPU kernels: the same ops as :mod:`minifer.ops.reference`, fast.
 
-Each kernel is parallel over images (``prange`` over N), so threads never write
-to the same output element and col2im needs no atomics. ``cache=True`` keeps
-the compiled machine code on disk: only the very first run on a machine pays
-for compilation. This module is imported lazily, on the first conv/pool call,
-so ``import minifer`` stays fast.
+Each kernel is parallel (``prange``) over rows that belong to one thread only,
+so threads never write to the same output element and col2im needs no atomics.
+``cache=True`` keeps the compiled machine code on disk: only the very first run
+on a machine pays for compilation. :mod:`minifer.ops` imports this module on
+the first op call, so ``import minifer`` stays fast. Importing it changes no
+process-wide state; :func:`minifer.backend.set_cpu_policy` is the one place
+that sets thread and allocator policy.
 """
-import ctypes
-import os
-import sys
+import numpy as np
+from numba import njit, prange
 
-# Numba's OpenMP threads must not spin-wait between kernels: they would steal the
-# cores from OpenBLAS's GEMM threads that run right after. Measured on 2 cores:
-# batch-1 minivgg latency 60 ms with the default (active) policy, 4.6 ms passive.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numpy as np  # noqa: E402
-from numba import njit, prange  # noqa: E402
-
-from .kernels import out_size  # noqa: E402
-
-
-def _keep_freed_memory():
-    """Ask glibc to reuse freed memory instead of returning it to the OS.
-
-    A training step allocates and frees the same large arrays (im2col buffers of
-    ~170 MB) every time. By default glibc serves each with a fresh ``mmap`` and
-    the kernel zero-fills every page on first touch: measured here, that made
-    im2col 6x slower (85 ms vs 14 ms for a 64x48x48x32 batch). Turning mmap off
-    and raising the trim threshold keeps the pages mapped and reused.
-    """
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL("libc.so.6")
-            libc.mallopt(-4, 0)          # M_MMAP_MAX = 0: big blocks come from the heap
-            libc.mallopt(-1, 1 << 30)    # M_TRIM_THRESHOLD = 1 GiB: keep freed pages
-        except (OSError, AttributeError):
-            pass
-
-
-_keep_freed_memory()
+from .reference import out_size
 
 
 @njit(parallel=True, cache=True, fastmath=False)
@@ -95,12 +67,14 @@ def _col2im(cols, n, h, w, c, kh, kw, stride, pad, oh, ow):
 
 
 def im2col(x, kh, kw, stride=1, pad=0):
+    """x (N,H,W,C) -> cols (N*OH*OW, KH*KW*C), as the reference."""
     n, h, w, c = x.shape
     return _im2col(np.ascontiguousarray(x), kh, kw, stride, pad,
                    out_size(h, kh, stride, pad), out_size(w, kw, stride, pad))
 
 
 def col2im(cols, x_shape, kh, kw, stride=1, pad=0):
+    """cols -> dx (N,H,W,C), the adjoint of im2col, as the reference."""
     n, h, w, c = x_shape
     return _col2im(np.ascontiguousarray(cols), n, h, w, c, kh, kw, stride, pad,
                    out_size(h, kh, stride, pad), out_size(w, kw, stride, pad))
@@ -141,12 +115,14 @@ def _maxpool_bwd(dout, arg, h, w):
 
 
 def maxpool_forward(x, k, stride):
+    """x (N,H,W,C) -> out, arg (flat h*W+w index of each max), as the reference."""
     n, h, w, c = x.shape
     return _maxpool_fwd(np.ascontiguousarray(x), k, stride,
                         out_size(h, k, stride, 0), out_size(w, k, stride, 0))
 
 
-def maxpool_backward(dout, arg, x_shape):
+def maxpool_backward(dout, arg, x_shape, k, stride):
+    """Each gradient to its window's max (k and stride are implied by ``arg``)."""
     return _maxpool_bwd(np.ascontiguousarray(dout), arg, x_shape[1], x_shape[2])
 
 
@@ -200,24 +176,16 @@ def _bn_dx(g, x, mu, inv, gamma, dbeta, dgamma):
     return dx
 
 
-def batchnorm_forward(x, gamma, beta, eps):
-    """Same contract as :func:`minifer.layers.norm.batchnorm_forward`, in two passes over x."""
-    x2 = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
-    m, c = x2.shape
-    zero, one = np.zeros(c, x2.dtype), np.ones(c, x2.dtype)
-    s = _col_sums(x2, x2, zero, one)
-    mu = s[0] / m
-    var = np.maximum(s[1] / m - mu * mu, 0.0)
-    inv = 1.0 / np.sqrt(var + eps)
-    mu, inv, var = mu.astype(x2.dtype), inv.astype(x2.dtype), var.astype(x2.dtype)
-    out = _bn_apply(x2, mu, inv * gamma, beta)
-    return out.reshape(x.shape), (x2, mu, inv, gamma), (mu, var)
+def channel_sums(a, b, mu, inv):
+    """Per-column sum(a) and sum(a * (b - mu) * inv) -> (2, C) float64; a, b (m, C)."""
+    return _col_sums(np.ascontiguousarray(a), np.ascontiguousarray(b), mu, inv)
 
 
-def batchnorm_backward(dout, cache):
-    x2, mu, inv, gamma = cache
-    g = np.ascontiguousarray(dout).reshape(x2.shape)
-    s = _col_sums(g, x2, mu, inv)
-    dbeta, dgamma = s[0].astype(g.dtype), s[1].astype(g.dtype)
-    dx = _bn_dx(g, x2, mu, inv, gamma, dbeta, dgamma)
-    return dx.reshape(dout.shape), dgamma, dbeta
+def affine(x, mu, scale, shift):
+    """(x - mu) * scale + shift in one parallel pass; x (m, C)."""
+    return _bn_apply(np.ascontiguousarray(x), mu, scale, shift)
+
+
+def bn_input_grad(g, x, mu, inv, gamma, dbeta, dgamma):
+    """Training-mode batch-norm dx in one parallel pass; g, x (m, C)."""
+    return _bn_dx(np.ascontiguousarray(g), np.ascontiguousarray(x), mu, inv, gamma, dbeta, dgamma)

@@ -21,13 +21,12 @@ Photometric transforms (:func:`random_brightness_contrast`,
 :func:`random_gamma`) need to know which values are black and white: they take
 ``lo`` and ``hi``, the values that pixel 0 and 255 have in ``x``. The default
 ``lo=0, hi=1`` is for ``x / 255`` data; for data normalised as
-``(x / 255 - mean) / std`` (see :func:`minifer.data.to_model_input`) pass
+``(x / 255 - mean) / std`` (see :func:`minifer.fer.data.to_model_input`) pass
 ``lo, hi = normalized_range(mean, std)``.
 
 :func:`make_train_augment` builds ready-made pipelines (``"none"``,
 ``"light"``, ``"standard"``, ``"strong"``); :func:`mixup` and :func:`cutmix`
-mix images and soft targets; :func:`tta_views` / :func:`tta_predict` do
-test-time augmentation.
+mix images and soft targets. Test-time views are in :mod:`minifer.fer.tta`.
 """
 import functools
 
@@ -488,61 +487,3 @@ def make_train_augment(name="standard", lo=0.0, hi=1.0):
             P(random_gamma, gamma=(0.75, 1.33), lo=lo, hi=hi),
             P(random_erasing, p=0.5, area=(0.02, 0.25), value="mean"))
     raise ValueError(f"unknown augmentation preset {name!r}; use one of {PRESETS}")
-
-
-# ----------------------------------------------------------------------------
-# test-time augmentation
-# ----------------------------------------------------------------------------
-TTA_MODES = ("none", "flip", "tencrop")
-
-
-def tta_views(x, mode="flip", crop=44):
-    """Deterministic views of a batch for test-time augmentation.
-
-    * ``"none"``: ``[x]``.
-    * ``"flip"``: ``[x, hflip(x)]``.
-    * ``"tencrop"``: ``crop x crop`` boxes at the 4 corners and the centre,
-      each resized back to ``H x W`` (bilinear, so the model input size is
-      unchanged) and each followed by its mirror: 10 views.
-
-    Returns a list of float32 ``(N, H, W, C)`` arrays.
-    """
-    x = _batch(x)
-    if mode == "none":
-        return [x]
-    if mode == "flip":
-        return [x, hflip(x)]
-    if mode != "tencrop":
-        raise ValueError(f"unknown TTA mode {mode!r}; use one of {TTA_MODES}")
-    n, h, w, _ = x.shape
-    if not 0 < crop <= min(h, w):
-        raise ValueError(f"tta_views: crop {crop} must be in 1..{min(h, w)}")
-    ones = np.ones(n)
-    offsets = [(0, 0), (0, w - crop), (h - crop, 0), (h - crop, w - crop),
-               ((h - crop) // 2, (w - crop) // 2)]
-    views = []
-    for top, left in offsets:
-        v = _crop_resize(x, top * ones, left * ones, crop * ones, crop * ones, h, w)
-        views += [v, hflip(v)]
-    return views
-
-
-def tta_predict(predict_fn, x, mode="flip", crop=44, batch_size=256):
-    """Average ``predict_fn(view)`` over the TTA views of ``x``.
-
-    ``predict_fn`` maps a float32 ``(B, H, W, C)`` batch to class
-    probabilities ``(B, K)`` (average probabilities, not logits). ``x`` is
-    processed ``batch_size`` samples at a time so the views of a large set
-    never sit in memory together. Returns float32 ``(N, K)``.
-    """
-    x = _batch(x)
-    parts = []
-    for s in range(0, x.shape[0], batch_size):
-        views = tta_views(x[s:s + batch_size], mode, crop)
-        acc = None
-        for v in views:
-            p = predict_fn(v)
-            p = np.asarray(p.get() if hasattr(p, "get") else p, dtype=np.float64)
-            acc = p if acc is None else acc + p
-        parts.append((acc / len(views)).astype(np.float32))
-    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)

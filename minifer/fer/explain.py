@@ -28,9 +28,9 @@ restored afterwards too, so explaining never disturbs training.
 """
 import numpy as np
 
-from . import backend
+from .. import backend
 from .augment import resize
-from .layers import Conv2d, Dense, Flatten, GlobalAvgPool2d, ReLU
+from ..layers import Conv2d, Dense, Flatten, GlobalAvgPool2d, ReLU
 
 _FLAT = (Flatten, GlobalAvgPool2d, Dense)   # spatial maps end at the first of these
 

@@ -230,5 +230,5 @@ def save_image_atomic(img, path, **save_kwargs):
         raise ImageError(f"{p}: unknown image file extension {ext!r}")
     if fmt == "JPEG" and img.mode not in ("L", "RGB", "CMYK"):
         img = _as_normalized(img)
-    from .io import atomic_write
+    from ..io import atomic_write
     atomic_write(p, lambda f: img.save(f, format=fmt, **save_kwargs), suffix=ext)

@@ -42,7 +42,7 @@ def plot_confusion(r, path, title="confusion matrix"):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from .io import atomic_write
+    from ..io import atomic_write
     cm = np.asarray(r["confusion_matrix"], np.float64)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     classes = r["classes"]
