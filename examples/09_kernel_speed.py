@@ -7,8 +7,8 @@
 For each conv input shape of minivgg (3x3 kernels, stride 1, padding 1) it times, as the median of
 --repeat calls after a warm-up:
 
-* ``minifer.kernels.im2col_ref`` / ``col2im_ref``: readable NumPy, a loop over the 9 kernel taps;
-* ``minifer.fast_kernels.im2col`` / ``col2im``: the Numba kernels minifer uses on the CPU;
+* ``minifer.ops.reference.im2col`` / ``col2im``: readable NumPy, a loop over the 9 kernel taps;
+* ``minifer.ops.cpu.im2col`` / ``col2im``: the Numba kernels minifer uses on the CPU;
 * ``torch.nn.functional.unfold`` / ``fold`` on the same data in NCHW, when PyTorch is importable
   (its im2col and col2im), with torch's thread count set to Numba's.
 
@@ -24,9 +24,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from minifer import fast_kernels  # noqa: E402
-from minifer.bench import median_ms  # noqa: E402
-from minifer.kernels import col2im_ref, im2col_ref  # noqa: E402
+from minifer import backend  # noqa: E402
+from minifer.ops import cpu, reference  # noqa: E402
+from minifer.timing import median_ms  # noqa: E402
 
 SHAPES = [(48, 48, 1), (48, 48, 32), (24, 24, 32), (24, 24, 64), (12, 12, 64), (12, 12, 128)]
 
@@ -54,6 +54,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.quick:
         args.batch, args.repeat = 8, 2
+    backend.set_cpu_policy()    # the settings minifer's command lines run with
 
     import numba
     threads = numba.get_num_threads()
@@ -62,13 +63,13 @@ def main(argv=None):
     rows = []
     for h, w, c in SHAPES:
         x = rng.standard_normal((args.batch, h, w, c), dtype=np.float32)
-        cols = fast_kernels.im2col(x, 3, 3, 1, 1)
-        assert np.array_equal(cols, im2col_ref(x, 3, 3, 1, 1))          # same numbers first
+        cols = cpu.im2col(x, 3, 3, 1, 1)
+        assert np.array_equal(cols, reference.im2col(x, 3, 3, 1, 1))          # same numbers first
         r = {"shape": f"{args.batch}x{h}x{w}x{c}", "MB": cols.nbytes / 1e6,
-             "im2col numpy": median_ms(lambda: im2col_ref(x, 3, 3, 1, 1), args.repeat),
-             "im2col numba": median_ms(lambda: fast_kernels.im2col(x, 3, 3, 1, 1), args.repeat),
-             "col2im numpy": median_ms(lambda: col2im_ref(cols, x.shape, 3, 3, 1, 1), args.repeat),
-             "col2im numba": median_ms(lambda: fast_kernels.col2im(cols, x.shape, 3, 3, 1, 1), args.repeat)}
+             "im2col numpy": median_ms(lambda: reference.im2col(x, 3, 3, 1, 1), args.repeat),
+             "im2col numba": median_ms(lambda: cpu.im2col(x, 3, 3, 1, 1), args.repeat),
+             "col2im numpy": median_ms(lambda: reference.col2im(cols, x.shape, 3, 3, 1, 1), args.repeat),
+             "col2im numba": median_ms(lambda: cpu.col2im(cols, x.shape, 3, 3, 1, 1), args.repeat)}
         t = None if args.no_torch else torch_fns(x, threads)
         if t is not None:
             have_torch = True

@@ -25,7 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from minifer.kernels import im2col_ref  # noqa: E402
+from minifer.ops import reference  # noqa: E402
 
 DEFAULT_WEIGHTS = ROOT / "weights" / "minivgg_fer.npz"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013_train_val.npz"
@@ -52,7 +52,7 @@ def im2col_figure(path):
     four rows of cols (4 x 9); cols @ W.reshape(9, 1) is the 2x2 output."""
     x = np.array([[3, 1, 0, 2], [1, 4, 2, 0], [0, 2, 5, 1], [2, 0, 1, 3]], np.float32).reshape(1, 4, 4, 1)
     w = np.array([[1, 0, -1], [1, 0, -1], [1, 0, -1]], np.float32)        # a vertical-edge kernel
-    cols = im2col_ref(x, 3, 3)                                            # (4, 9)
+    cols = reference.im2col(x, 3, 3)                                      # (4, 9)
     out = cols @ w.reshape(9, 1)                                          # (4, 1)
     fig = plt.figure(figsize=(12, 3.6))
     gs = fig.add_gridspec(1, 5, width_ratios=[4.2, 9.5, 1.3, 1.4, 2.4], wspace=0.35)

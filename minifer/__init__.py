@@ -6,8 +6,7 @@
 
 ``import minifer`` imports NumPy only; Numba kernels load on the first conv.
 """
-__version__ = "0.1.0"
-
+from ._version import __version__  # noqa: F401
 from . import backend, layers, optim, schedules, zoo  # noqa: E402
 from .io import WeightsError, load_npz, save_npz  # noqa: E402
 from .layers import *  # noqa: E402,F401,F403

@@ -15,6 +15,7 @@ import numpy as np
 
 def numeric_grad(f, x, h=1e-5):
     """Central-difference gradient of scalar f() with respect to array x (changed in place, restored)."""
+
     g = np.zeros_like(x)
     it = np.nditer(x, flags=["multi_index"])
     for _ in it:
@@ -30,6 +31,7 @@ def numeric_grad(f, x, h=1e-5):
 
 
 def rel_error(a, b):
+    """max|a - b| / max(max|a|, max|b|): the error relative to the gradient's scale."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     scale = max(float(np.max(np.abs(a), initial=0)), float(np.max(np.abs(b), initial=0)), 1e-12)
     return float(np.max(np.abs(a - b), initial=0)) / scale

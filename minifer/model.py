@@ -7,12 +7,15 @@ from the file alone (see :mod:`minifer.io`).
 import numpy as np
 
 from . import backend
+from ._version import __version__
 from .io import WeightsError, load_npz, save_npz
 from .layers import LAYERS, Parameter
 from .layers.loss import softmax
 
 
 class Sequential:
+    """A list of layers run forward in order and backward in reverse."""
+
     def __init__(self, layers, name="model"):
         self.layers = list(layers)
         self.name = name
@@ -29,6 +32,7 @@ class Sequential:
 
     # ---- running ---------------------------------------------------------------
     def forward(self, x):
+        """Run every layer in order (also ``model(x)``)."""
         for layer in self.layers:
             x = layer.forward(x)
         return x
@@ -49,11 +53,13 @@ class Sequential:
         return dout
 
     def train(self, mode=True):
+        """Training mode for every layer (dropout on, batch statistics)."""
         for layer in self.layers:
             layer.training = mode
         return self
 
     def eval(self):
+        """Evaluation mode (dropout off, batch-norm running statistics)."""
         return self.train(False)
 
     def predict_proba(self, x, batch_size=256):
@@ -78,14 +84,17 @@ class Sequential:
 
     # ---- parameters --------------------------------------------------------------
     def named_params(self):
+        """Yield ``("layer/param", Parameter)`` pairs."""
         for layer in self.layers:
             for k, p in layer.params.items():
                 yield f"{layer.name}/{k}", p
 
     def params(self):
+        """All ``Parameter``s, in layer order (what optimizers take)."""
         return [p for _, p in self.named_params()]
 
     def num_params(self, trainable_only=False):
+        """Number of parameter values (``trainable_only=True``: unfrozen only)."""
         return sum(p.size for p in self.params() if p.trainable or not trainable_only)
 
     def state_dict(self):
@@ -99,6 +108,7 @@ class Sequential:
         return out
 
     def load_state_dict(self, state, strict=True):
+        """Load ``layer/param`` arrays; ``WeightsError`` on missing/extra keys or bad shapes."""
         expected = {}
         for layer in self.layers:
             for k, p in layer.params.items():
@@ -123,6 +133,7 @@ class Sequential:
 
     # ---- description -------------------------------------------------------------
     def architecture(self):
+        """The layer list as JSON-able dicts (type, name, config)."""
         return [{"type": type(l).__name__, "name": l.name, "config": l.config()} for l in self.layers]
 
     def summary(self, input_shape=None):
@@ -141,6 +152,7 @@ class Sequential:
         return "\n".join([head, line, *rows, line, tail])
 
     def flops(self, input_shape=None):
+        """Forward FLOPs for one image (multiply-add = 2)."""
         shape, total = tuple(input_shape or self.meta.get("input_shape")), 0
         for l in self.layers:
             total += l.flops(shape)
@@ -150,7 +162,6 @@ class Sequential:
     # ---- files -------------------------------------------------------------------
     def save(self, path, dtype=None, **meta):
         """Write weights + architecture + metadata atomically (``dtype=np.float16`` halves it)."""
-        from . import __version__
         m = dict(self.meta, **meta)
         m.update(architecture=self.architecture(), name=self.name, minifer_version=__version__)
         save_npz(path, self.state_dict(), m, dtype=dtype)
@@ -158,6 +169,7 @@ class Sequential:
 
 def build_from_architecture(arch, name="model"):
     """Rebuild a Sequential from the ``architecture`` list stored in metadata."""
+
     layers = []
     for spec in arch:
         cls = LAYERS.get(spec.get("type"))
@@ -167,16 +179,84 @@ def build_from_architecture(arch, name="model"):
     return Sequential(layers, name=name)
 
 
+class Ensemble:
+    """Several trained models with the same input and classes, used as one.
+
+    ``predict_proba`` averages the members' softmax outputs. Saved as one file:
+    member ``i``'s arrays under ``m{i}/layer/param`` keys, and their architectures
+    in ``meta["ensemble"]``; :func:`load_model` rebuilds it like a single model.
+    """
+
+    def __init__(self, members, meta=None):
+        if not members:
+            raise ValueError("an ensemble needs at least one model")
+        first = members[0].meta
+        for m in members[1:]:
+            for key in ("classes", "input_shape", "preprocess"):
+                if m.meta.get(key) != first.get(key):
+                    raise ValueError(f"ensemble members differ in {key}: {first.get(key)} vs {m.meta.get(key)}")
+        self.members = list(members)
+        self.meta = dict(meta) if meta is not None else {k: first[k] for k in
+                                                          ("classes", "input_shape", "preprocess") if k in first}
+        self.name = f"ensemble of {len(members)}"
+
+    def predict_proba(self, x, batch_size=256):
+        """The mean of the members' class probabilities for a float32 NHWC batch."""
+        acc = None
+        for m in self.members:
+            p = np.asarray(m.predict_proba(x, batch_size), dtype=np.float64)
+            acc = p if acc is None else acc + p
+        return (acc / len(self.members)).astype(np.float32)
+
+    def eval(self):
+        """Evaluation mode for every member."""
+        for m in self.members:
+            m.eval()
+        return self
+
+    def flops(self, input_shape=None):
+        """Forward FLOPs for one image: the members' sum."""
+        return sum(m.flops(input_shape or self.meta.get("input_shape")) for m in self.members)
+
+    def num_params(self, trainable_only=False):
+        """Number of parameter values over all members."""
+        return sum(m.num_params(trainable_only) for m in self.members)
+
+    def save(self, path, dtype=None, **meta):
+        """One file: member arrays under ``m{i}/``, their architectures in the metadata."""
+        arrays = {f"m{i}/{k}": v for i, m in enumerate(self.members) for k, v in m.state_dict().items()}
+        members = [{"architecture": m.architecture(), "name": m.name,
+                    **{k: v for k, v in m.meta.items() if k not in ("classes", "input_shape", "preprocess")}}
+                   for m in self.members]
+        m = dict(self.meta, **meta)
+        m.update(ensemble=members, name=self.name, minifer_version=__version__)
+        save_npz(path, arrays, m, dtype=dtype)
+
+
+def _build(arrays, arch, name, where):
+    try:
+        model = build_from_architecture(arch, name)
+    except TypeError as e:
+        raise WeightsError(f"{where}: bad architecture in metadata ({e})") from None
+    model.load_state_dict(arrays)
+    return model.eval()
+
+
 def load_model(path):
-    """Load a weights file into a new model built from its own metadata -> model."""
+    """Load a weights file into a new model built from its own metadata -> Sequential or Ensemble."""
     arrays, meta = load_npz(path)
+    if isinstance(meta.get("ensemble"), list) and meta["ensemble"]:
+        members = []
+        for i, spec in enumerate(meta["ensemble"]):
+            prefix = f"m{i}/"
+            own = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+            model = _build(own, spec.get("architecture", []), spec.get("name", "model"), path)
+            model.meta = {k: v for k, v in spec.items() if k != "architecture"}
+            model.meta.update({k: meta[k] for k in ("classes", "input_shape", "preprocess") if k in meta})
+            members.append(model)
+        return Ensemble(members, {k: v for k, v in meta.items() if k not in ("ensemble", "format")})
     if "architecture" not in meta:
         raise WeightsError(f"{path}: weights file has no architecture (convert output? use zoo builders)")
-    try:
-        model = build_from_architecture(meta["architecture"], meta.get("name", "model"))
-    except TypeError as e:
-        raise WeightsError(f"{path}: bad architecture in metadata ({e})") from None
-    model.load_state_dict(arrays)
+    model = _build(arrays, meta["architecture"], meta.get("name", "model"), path)
     model.meta = {k: v for k, v in meta.items() if k not in ("architecture", "format")}
-    model.eval()
     return model

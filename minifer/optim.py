@@ -23,6 +23,8 @@ from . import backend
 
 
 class Optimizer:
+    """Base class: holds the parameter list, lr, weight decay, step count and per-parameter buffers."""
+
     def __init__(self, params, lr, weight_decay=0.0):
         self.params = list(params)
         self.lr = lr
@@ -31,12 +33,14 @@ class Optimizer:
         self.state = [dict() for _ in self.params]      # per-parameter buffers
 
     def step(self):
+        """Update every trainable parameter that has a gradient; advances ``t``."""
         self.t += 1
         for p, st in zip(self.params, self.state):
             if p.trainable and p.grad is not None:
                 self.update(p, p.grad, st, self.lr * p.lr_scale, self.weight_decay if p.decay else 0.0)
 
     def zero_grad(self):
+        """Set every gradient to None."""
         for p in self.params:
             p.grad = None
 
@@ -46,6 +50,7 @@ class Optimizer:
         return arrays, {"t": self.t, "lr": self.lr}
 
     def load_state_dict(self, arrays, scalars):
+        """Restore buffers and scalars saved by ``state_dict`` (checkpoints)."""
         self.t, self.lr = int(scalars["t"]), float(scalars["lr"])
         self.state = [dict() for _ in self.params]
         for key, v in arrays.items():
@@ -54,6 +59,8 @@ class Optimizer:
 
 
 class SGD(Optimizer):
+    """SGD with momentum, optional Nesterov, L2 weight decay added to the gradient."""
+
     def __init__(self, params, lr=0.01, momentum=0.9, nesterov=False, weight_decay=0.0):
         super().__init__(params, lr, weight_decay)
         self.momentum, self.nesterov = momentum, nesterov
@@ -73,6 +80,8 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
+    """Adam with bias correction; weight decay added to the gradient (L2)."""
+
     decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
@@ -97,6 +106,8 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
+    """Adam with decoupled weight decay (``w -= lr * wd * w``)."""
+
     decoupled = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
@@ -105,6 +116,7 @@ class AdamW(Adam):
 
 def clip_grad_norm(params, max_norm):
     """Scale all gradients so their joint L2 norm is at most ``max_norm``; returns the norm."""
+
     xp = backend.xp
     grads = [p.grad for p in params if p.grad is not None and p.trainable]
     total = math.sqrt(sum(float(xp.sum(g * g)) for g in grads))

@@ -16,7 +16,14 @@ from .layers import (BatchNorm1d, BatchNorm2d, Conv2d, Dense, Dropout, Flatten,
                      GlobalAvgPool2d, MaxPool2d, ReLU)
 from .model import Sequential
 
-FER_CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+
+
+def _meta(input_size, in_channels, num_classes, classes):
+    """Input shape and class names; names default to "0".."K-1" (the application sets its own)."""
+    classes = [str(c) for c in classes] if classes is not None else [str(i) for i in range(num_classes)]
+    if len(classes) != num_classes:
+        raise ValueError(f"{len(classes)} class names for {num_classes} classes")
+    return {"input_shape": [input_size, input_size, in_channels], "classes": classes}
 
 
 def _conv_bn_relu(cin, cout, name, rng):
@@ -25,7 +32,8 @@ def _conv_bn_relu(cin, cout, name, rng):
 
 
 def minivgg(num_classes=7, in_channels=1, input_size=48, widths=(32, 64, 128), hidden=256,
-            dropout=0.5, seed=0):
+            dropout=0.5, seed=0, classes=None):
+    """The reference network (see the module docstring); ``classes`` names the outputs."""
     rng = np.random.default_rng(seed)
     layers, cin = [], in_channels
     for b, w in enumerate(widths, 1):
@@ -39,8 +47,7 @@ def minivgg(num_classes=7, in_channels=1, input_size=48, widths=(32, 64, 128), h
                Dropout(dropout, name="drop"),
                Dense(hidden, num_classes, name="fc2", rng=rng)]
     model = Sequential(layers, name="minivgg")
-    model.meta = {"input_shape": [input_size, input_size, in_channels], "classes": FER_CLASSES[:num_classes]
-                  if num_classes == 7 else [str(i) for i in range(num_classes)]}
+    model.meta = _meta(input_size, in_channels, num_classes, classes)
     return model
 
 
@@ -62,7 +69,8 @@ def vgg16_base(in_channels=3, blocks=5, batch_norm=False, seed=0):
     return layers, cin
 
 
-def vgg16(num_classes=7, in_channels=1, input_size=48, blocks=4, hidden=256, dropout=0.5, seed=0):
+def vgg16(num_classes=7, in_channels=1, input_size=48, blocks=4, hidden=256, dropout=0.5, seed=0,
+          classes=None):
     """VGG16 conv base (first ``blocks`` blocks) + a new head: GAP, dense, BN, ReLU, dropout, dense.
 
     For 48x48 faces, four blocks take 48 -> 3 (512 channels). The first conv can be
@@ -74,7 +82,7 @@ def vgg16(num_classes=7, in_channels=1, input_size=48, blocks=4, hidden=256, dro
                BatchNorm1d(hidden, name="fc1_bn"), ReLU(name="fc1_relu"), Dropout(dropout, name="drop"),
                Dense(hidden, num_classes, name="fc2", rng=rng)]
     model = Sequential(layers, name="vgg16")
-    model.meta = {"input_shape": [input_size, input_size, in_channels], "classes": FER_CLASSES[:num_classes]}
+    model.meta = _meta(input_size, in_channels, num_classes, classes)
     return model
 
 
@@ -82,6 +90,7 @@ MODELS = {"minivgg": minivgg, "vgg16": vgg16}
 
 
 def build(name, **kw):
+    """Build a zoo model by name (``MODELS``); keyword arguments go to its builder."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
     return MODELS[name](**kw)

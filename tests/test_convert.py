@@ -1,4 +1,4 @@
-"""Tests for minifer.convert: ONNX / PyTorch / Keras readers, VGG16 mapping, CLI.
+"""Tests for minifer.formats and minifer.convert: ONNX / PyTorch / Keras readers, VGG16 mapping, CLI.
 
 All fixtures except the real ONNX file in ../shared/weights are written by the
 tests themselves (a minimal protobuf writer, hand-made torch checkpoints).
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minifer import convert as cv
-from minifer.convert import ConvertError
+from minifer import convert, formats
+from minifer.formats import ConvertError, pretrained, sniff, vgg16
 from minifer.io import load_npz
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,7 +117,7 @@ def tiny_onnx(tmp_path):
 
 def test_read_onnx_round_trip(tiny_onnx):
     path, arrays = tiny_onnx
-    got = cv.read_onnx(path)
+    got = formats.read_onnx(path)
     assert list(got) == list(arrays)
     for k, want in arrays.items():
         a = got[k]
@@ -129,8 +129,8 @@ def test_read_onnx_round_trip(tiny_onnx):
             assert a.dtype == want.dtype, k
             np.testing.assert_array_equal(a, want, err_msg=k)
         assert a.flags.writeable and a.flags.c_contiguous
-    assert cv.detect_format(path) == "onnx"
-    assert cv.read_weights(path).keys() == got.keys()
+    assert sniff.detect_format(path) == "onnx"
+    assert sniff.read_weights(path).keys() == got.keys()
 
 
 def test_read_onnx_external_data_is_refused(tmp_path):
@@ -139,7 +139,7 @@ def test_read_onnx_external_data_is_refused(tmp_path):
     p = tmp_path / "ext.onnx"
     p.write_bytes(_onnx_model([t]))
     with pytest.raises(ConvertError, match="external"):
-        cv.read_onnx(p)
+        formats.read_onnx(p)
 
 
 def test_read_onnx_bad_files(tmp_path, tiny_onnx):
@@ -147,22 +147,22 @@ def test_read_onnx_bad_files(tmp_path, tiny_onnx):
     trunc = tmp_path / "trunc.onnx"
     trunc.write_bytes(good[: len(good) // 2])
     with pytest.raises(ConvertError, match="truncated"):
-        cv.read_onnx(trunc)
+        formats.read_onnx(trunc)
     text = tmp_path / "text.onnx"
     text.write_text("hello, this is not a model\n")
     with pytest.raises(ConvertError, match="not a valid ONNX"):
-        cv.read_onnx(text)
+        formats.read_onnx(text)
     nograph = tmp_path / "nograph.onnx"
     nograph.write_bytes(_key(1, 0) + _vi(7))
     with pytest.raises(ConvertError, match="no graph"):
-        cv.read_onnx(nograph)
+        formats.read_onnx(nograph)
     short = tmp_path / "short.onnx"  # raw_data size does not fit the dims
     short.write_bytes(_onnx_model([_key(1, 0) + _vi(5) + _key(2, 0) + _vi(1)
                                    + _ld(8, b"w") + _ld(9, b"\0" * 8)]))
     with pytest.raises(ConvertError, match="raw_data"):
-        cv.read_onnx(short)
+        formats.read_onnx(short)
     with pytest.raises(ConvertError, match="not found"):
-        cv.read_onnx(tmp_path / "missing.onnx")
+        formats.read_onnx(tmp_path / "missing.onnx")
 
 
 # --------------------------------------------------------------------------- #
@@ -295,15 +295,15 @@ def test_read_torch_zip(tmp_path, fake_torch):
     tensors = _sample_state()
     p = tmp_path / "model.pth"
     write_torch_zip(p, tensors, fake_torch, prefix="model")
-    _check_sample(cv.read_torch(p), tensors)
-    assert cv.detect_format(p) == "torch"
+    _check_sample(formats.read_torch(p), tensors)
+    assert sniff.detect_format(p) == "torch"
 
 
 def test_read_torch_nested_checkpoint(tmp_path, fake_torch):
     tensors = _sample_state()
     p = tmp_path / "ckpt.pt"
     write_torch_zip(p, {"epoch": 3, "state_dict": tensors}, fake_torch)
-    got = cv.read_torch(p)
+    got = formats.read_torch(p)
     assert "state_dict.features.0.weight" in got and "epoch" not in got
 
 
@@ -311,12 +311,12 @@ def test_read_torch_legacy(tmp_path, fake_torch):
     tensors = _sample_state()
     p = tmp_path / "legacy.pth"
     write_torch_legacy(p, tensors, fake_torch)
-    _check_sample(cv.read_torch(p), tensors)
-    assert cv.detect_format(p) == "torch"
+    _check_sample(formats.read_torch(p), tensors)
+    assert sniff.detect_format(p) == "torch"
     trunc = tmp_path / "legacy_trunc.pth"
     trunc.write_bytes(p.read_bytes()[:-10])
     with pytest.raises(ConvertError, match="truncated"):
-        cv.read_torch(trunc)
+        formats.read_torch(trunc)
 
 
 def test_read_torch_legacy_storage_view(tmp_path, fake_torch):
@@ -324,7 +324,7 @@ def test_read_torch_legacy_storage_view(tmp_path, fake_torch):
     view = _Storage("FloatStorage", "11", root.data[4:10], root=root, view=("11", 4, 6))
     p = tmp_path / "view.pth"
     write_torch_legacy(p, OrderedDict(a=_Tensor(view, 1, (2, 2), (2, 1))), fake_torch)
-    np.testing.assert_array_equal(cv.read_torch(p)["a"], [[5, 6], [7, 8]])
+    np.testing.assert_array_equal(formats.read_torch(p)["a"], [[5, 6], [7, 8]])
 
 
 def test_read_torch_tensor_past_storage(tmp_path, fake_torch):
@@ -332,10 +332,10 @@ def test_read_torch_tensor_past_storage(tmp_path, fake_torch):
     p = tmp_path / "bad.pth"
     write_torch_zip(p, {"w": _Tensor(s, 2, (3,), (1,))}, fake_torch)
     with pytest.raises(ConvertError, match="past its storage"):
-        cv.read_torch(p)
+        formats.read_torch(p)
     write_torch_zip(p, {"w": _Tensor(s, 0, (1 << 20, 1 << 20), (0, 0))}, fake_torch)
     with pytest.raises(ConvertError, match="expands a storage"):
-        cv.read_torch(p)
+        formats.read_torch(p)
 
 
 def test_pickle_cannot_modify_tensors(tmp_path):
@@ -349,7 +349,7 @@ def test_pickle_cannot_modify_tensors(tmp_path):
         z.writestr("archive/data.pkl", pk)
         z.writestr("archive/data/0", np.zeros(4, np.float32).tobytes())
     with pytest.raises(ConvertError, match="modify a tensor"):
-        cv.read_torch(p)
+        formats.read_torch(p)
 
 
 class _Evil:
@@ -367,16 +367,16 @@ def test_malicious_pickle_is_refused(tmp_path):
     with zipfile.ZipFile(zp, "w") as z:
         z.writestr("archive/data.pkl", payload)
     with pytest.raises(ConvertError, match=r"refuses to load (posix|nt|os)\.system"):
-        cv.read_torch(zp)
+        formats.read_torch(zp)
     lp = tmp_path / "evil_legacy.pth"
     lp.write_bytes(pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2) + pickle.dumps(1001, protocol=2)
                    + pickle.dumps({}, protocol=2) + payload)
     with pytest.raises(ConvertError, match="refuses to load"):
-        cv.read_weights(lp)
+        sniff.read_weights(lp)
     ev = tmp_path / "eval.pth"  # even in the magic-number pickle
     ev.write_bytes(b"\x80\x02cbuiltins\neval\nX\x03\x00\x00\x001+1\x85R.")
     with pytest.raises(ConvertError, match="refuses to load builtins.eval"):
-        cv.read_torch(ev)
+        formats.read_torch(ev)
     assert not marker.exists()
 
 
@@ -392,49 +392,49 @@ def _marked(shape, value):
 
 def test_vgg16_state_from_torch_names():
     raw = {}
-    for n, (layer, idx) in enumerate(zip(cv.VGG16_CONV_LAYERS, cv.TORCH_VGG16_CONV_IDX)):
-        cin, cout = cv.VGG16_CONV_CHANNELS[layer]
+    for n, (layer, idx) in enumerate(zip(vgg16.VGG16_CONV_LAYERS, vgg16.TORCH_VGG16_CONV_IDX)):
+        cin, cout = vgg16.VGG16_CONV_CHANNELS[layer]
         raw[f"features.{idx}.weight"] = _marked((cout, cin, 3, 3), n + 1)  # OIHW
         raw[f"features.{idx}.bias"] = np.full(cout, n, np.float32)
     raw["classifier.0.weight"] = np.zeros((8, 8), np.float32)
-    state = cv.vgg16_state(raw, "torch")
-    assert len(state) == 26 and cv.vgg16_kind(state) == "vgg16-base"
-    for n, layer in enumerate(cv.VGG16_CONV_LAYERS):
-        cin, cout = cv.VGG16_CONV_CHANNELS[layer]
+    state = vgg16.vgg16_state(raw, "torch")
+    assert len(state) == 26 and vgg16.vgg16_kind(state) == "vgg16-base"
+    for n, layer in enumerate(vgg16.VGG16_CONV_LAYERS):
+        cin, cout = vgg16.VGG16_CONV_CHANNELS[layer]
         W = state[f"{layer}/W"]
         assert W.shape == (3, 3, cin, cout) and W.dtype == np.float32
         assert W[0, 1, 0, 0] == n + 1 and np.count_nonzero(W) == 1  # OIHW [0,0,0,1] -> HWIO
         assert state[f"{layer}/b"][0] == n
     assert sum(a.size for a in state.values()) == 14_714_688
-    meta = cv.vgg16_meta(state, "torch", "/x/vgg16-397923af.pth")
+    meta = vgg16.vgg16_meta(state, "torch", "/x/vgg16-397923af.pth")
     assert meta["preprocess"]["channel_order"] == "RGB" and meta["source"] == "vgg16-397923af.pth"
-    assert meta["layers"] == list(cv.VGG16_CONV_LAYERS)
+    assert meta["layers"] == list(vgg16.VGG16_CONV_LAYERS)
 
 
 def test_vgg16_state_from_torch_bn_names():
     raw = {}
-    for layer, idx in zip(cv.VGG16_CONV_LAYERS, cv.TORCH_VGG16_BN_CONV_IDX):
-        cin, cout = cv.VGG16_CONV_CHANNELS[layer]
+    for layer, idx in zip(vgg16.VGG16_CONV_LAYERS, vgg16.TORCH_VGG16_BN_CONV_IDX):
+        cin, cout = vgg16.VGG16_CONV_CHANNELS[layer]
         raw[f"module.features.{idx}.weight"] = np.zeros((cout, cin, 3, 3), np.float32)
         raw[f"module.features.{idx}.bias"] = np.zeros(cout, np.float32)
         for p, v in (("weight", 1), ("bias", 2), ("running_mean", 3), ("running_var", 4)):
             raw[f"module.features.{idx + 1}.{p}"] = np.full(cout, v, np.float32)
         raw[f"module.features.{idx + 1}.num_batches_tracked"] = np.array(7)
-    state = cv.vgg16_state(raw, "torch")
-    assert cv.vgg16_kind(state) == "vgg16_bn-base"
+    state = vgg16.vgg16_state(raw, "torch")
+    assert vgg16.vgg16_kind(state) == "vgg16_bn-base"
     assert state["block3_bn2/running_var"].shape == (256,) and state["block3_bn2/running_var"][0] == 4
     assert state["block1_bn1/gamma"][0] == 1 and state["block5_bn3/beta"][0] == 2
-    assert cv.vgg16_layers(state)[:3] == ["block1_conv1", "block1_bn1", "block1_conv2"]
+    assert vgg16.vgg16_layers(state)[:3] == ["block1_conv1", "block1_bn1", "block1_conv2"]
     del raw["module.features.41.running_mean"]
     with pytest.raises(ConvertError, match="batch-norm"):
-        cv.vgg16_state(raw, "torch")
+        vgg16.vgg16_state(raw, "torch")
 
 
 @pytest.mark.parametrize("style", ["keras2", "keras_kernel", "keras3"])
 def test_vgg16_state_from_keras_names(style):
     raw = {}
-    for n, layer in enumerate(cv.VGG16_CONV_LAYERS):
-        cin, cout = cv.VGG16_CONV_CHANNELS[layer]
+    for n, layer in enumerate(vgg16.VGG16_CONV_LAYERS):
+        cin, cout = vgg16.VGG16_CONV_CHANNELS[layer]
         W, b = _marked((3, 3, cin, cout), n + 1), np.full(cout, n, np.float32)  # HWIO already
         if style == "keras2":
             raw[f"{layer}/{layer}_W_1:0"], raw[f"{layer}/{layer}_b_1:0"] = W, b
@@ -444,27 +444,27 @@ def test_vgg16_state_from_keras_names(style):
             raw[f"layers/functional/layers/{layer}/vars/0"] = W
             raw[f"layers/functional/layers/{layer}/vars/1"] = b
     raw["fc1/fc1_W_1:0"] = np.zeros((4, 4), np.float32)
-    state = cv.vgg16_state(raw, "h5")
-    for n, layer in enumerate(cv.VGG16_CONV_LAYERS):
+    state = vgg16.vgg16_state(raw, "h5")
+    for n, layer in enumerate(vgg16.VGG16_CONV_LAYERS):
         assert state[f"{layer}/W"].flat[1] == n + 1 and state[f"{layer}/b"][0] == n
-    assert cv.vgg16_meta(state, "h5", "a.h5")["preprocess"]["channel_order"] == "BGR"
+    assert vgg16.vgg16_meta(state, "h5", "a.h5")["preprocess"]["channel_order"] == "BGR"
 
 
 def test_vgg16_state_rejects_wrong_shapes():
     raw = {"block1_conv1/W": np.zeros((3, 3, 3, 32), np.float32),
            "block1_conv1/b": np.zeros(32, np.float32)}
     with pytest.raises(ConvertError, match="block1_conv1"):
-        cv.vgg16_state(raw, "h5")
+        vgg16.vgg16_state(raw, "h5")
     with pytest.raises(ConvertError, match="no VGG16"):
-        cv.vgg16_state({"conv/W": np.zeros(3)}, "onnx")
+        vgg16.vgg16_state({"conv/W": np.zeros(3)}, "onnx")
 
 
 def test_torch_checkpoint_end_to_end(tmp_path, fake_torch):
     """A full-size torchvision-style vgg16 zip -> npz through the CLI entry."""
     rng = np.random.default_rng(1)
     tensors, key = OrderedDict(), 0
-    for layer, idx in zip(cv.VGG16_CONV_LAYERS, cv.TORCH_VGG16_CONV_IDX):
-        cin, cout = cv.VGG16_CONV_CHANNELS[layer]
+    for layer, idx in zip(vgg16.VGG16_CONV_LAYERS, vgg16.TORCH_VGG16_CONV_IDX):
+        cin, cout = vgg16.VGG16_CONV_CHANNELS[layer]
         n = cout * cin * 9 if layer in ("block1_conv1", "block1_conv2") else 1
         if n == 1:  # keep the file small: big layers share one zero storage (stride 0)
             st = _Storage("FloatStorage", str(key), np.zeros(1, np.float32))
@@ -477,7 +477,7 @@ def test_torch_checkpoint_end_to_end(tmp_path, fake_torch):
         key += 2
     src, dst = tmp_path / "vgg16-00000000.pth", tmp_path / "out" / "vgg.npz"
     write_torch_zip(src, tensors, fake_torch)
-    assert cv.main([str(src), str(dst), "--float16"]) == 0
+    assert convert.main([str(src), str(dst), "--float16"]) == 0
     arrays, meta = load_npz(dst)
     assert meta["kind"] == "vgg16-base" and meta["source_format"] == "torch"
     assert meta["preprocess"]["scale"] == pytest.approx(1 / 255)
@@ -495,7 +495,7 @@ def test_h5_missing_h5py_message(monkeypatch, tmp_path):
     p.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
     monkeypatch.setitem(sys.modules, "h5py", None)
     with pytest.raises(ConvertError, match="pip install h5py"):
-        cv.read_keras_h5(p)
+        formats.read_keras_h5(p)
 
 
 def test_read_keras_h5(tmp_path):
@@ -516,7 +516,7 @@ def test_read_keras_h5(tmp_path):
             g = root.create_group("block1_conv2")  # tf.keras style names
             g.attrs["weight_names"] = [b"block1_conv2/kernel:0", b"block1_conv2/bias:0"]
             g["block1_conv2/kernel:0"], g["block1_conv2/bias:0"] = W2, b2
-        got = cv.read_weights(p)
+        got = sniff.read_weights(p)
         assert list(got) == ["block1_conv1/block1_conv1_W_1:0", "block1_conv1/block1_conv1_b_1:0",
                              "block1_conv2/block1_conv2/kernel:0", "block1_conv2/block1_conv2/bias:0"]
         np.testing.assert_array_equal(got["block1_conv1/block1_conv1_W_1:0"], W1)
@@ -525,7 +525,7 @@ def test_read_keras_h5(tmp_path):
     with h5py.File(p3, "w") as f:
         f["layers/block1_conv1/vars/0"], f["layers/block1_conv1/vars/1"] = W1, b1
         f["optimizer/vars/0"] = np.zeros(3)
-    assert set(cv.read_keras_h5(p3)) == {"layers/block1_conv1/vars/0", "layers/block1_conv1/vars/1"}
+    assert set(formats.read_keras_h5(p3)) == {"layers/block1_conv1/vars/0", "layers/block1_conv1/vars/1"}
 
 
 # --------------------------------------------------------------------------- #
@@ -536,22 +536,22 @@ def test_detect_format_rejects_mismatch(tmp_path):
     p = tmp_path / "model.onnx"
     p.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
     with pytest.raises(ConvertError, match="extension says ONNX but the content is HDF5"):
-        cv.detect_format(p)
+        sniff.detect_format(p)
     z = tmp_path / "weights.pth"
     with zipfile.ZipFile(z, "w") as zf:
         zf.writestr("readme.txt", "hi")
     with pytest.raises(ConvertError, match="neither a PyTorch"):
-        cv.read_weights(z)
+        sniff.read_weights(z)
     pk = tmp_path / "x.pkl"
     pk.write_bytes(pickle.dumps({"a": 1}, protocol=2))
     with pytest.raises(ConvertError, match="pickle that is not a PyTorch"):
-        cv.read_weights(pk)
+        sniff.read_weights(pk)
     u = tmp_path / "x.dat"
     u.write_bytes(b"just bytes")
     with pytest.raises(ConvertError, match="unrecognised"):
-        cv.read_weights(u)
+        sniff.read_weights(u)
     with pytest.raises(ConvertError, match="asked to read PyTorch but the content is HDF5"):
-        cv.read_weights(p, format="torch")
+        sniff.read_weights(p, format="torch")
 
 
 # --------------------------------------------------------------------------- #
@@ -564,21 +564,21 @@ def test_download_verifies_checksums(tmp_path):
     src = tmp_path / f"net-{sha[:8]}.pth"
     src.write_bytes(blob)
     cache = tmp_path / "cache"
-    got = cv.download(src.as_uri(), None, cache)  # hub-style name: prefix from the file name
+    got = pretrained.download(src.as_uri(), None, cache)  # hub-style name: prefix from the file name
     assert got == cache / src.name and got.read_bytes() == blob
-    assert cv.download(src.as_uri(), sha, cache) == got  # cached
+    assert pretrained.download(src.as_uri(), sha, cache) == got  # cached
     bad = tmp_path / "other.bin"
     bad.write_bytes(blob)
     with pytest.raises(ConvertError, match="sha256"):
-        cv.download(bad.as_uri(), "0" * 64, cache)
+        pretrained.download(bad.as_uri(), "0" * 64, cache)
     with pytest.raises(ConvertError, match="md5"):
-        cv.download(bad.as_uri(), None, cache, md5="0" * 32)
+        pretrained.download(bad.as_uri(), None, cache, md5="0" * 32)
     with pytest.raises(ConvertError, match="no checksum"):
-        cv.download(bad.as_uri(), None, cache)
+        pretrained.download(bad.as_uri(), None, cache)
     assert sorted(p.name for p in cache.iterdir()) == [src.name]  # nothing half-written
-    assert cv._checks_for(cv.PRETRAINED["vgg16-keras-notop"]["url"], None, None) == \
+    assert pretrained._checks_for(pretrained.PRETRAINED["vgg16-keras-notop"]["url"], None, None) == \
         ("", "6d6bbae143d832006294945121d1f1fc")
-    assert cv._checks_for(cv.PRETRAINED["vgg16-torch"]["url"], None, None) == ("397923af", "")
+    assert pretrained._checks_for(pretrained.PRETRAINED["vgg16-torch"]["url"], None, None) == ("397923af", "")
 
 
 # --------------------------------------------------------------------------- #
@@ -626,13 +626,13 @@ def test_cli_bad_inputs(tmp_path, tiny_onnx):
 
 def test_cli_main_errors_in_process(tmp_path, tiny_onnx, capsys):
     out = tmp_path / "out.npz"
-    assert cv.main([str(tiny_onnx[0]), str(out)]) == 1  # valid ONNX, but not VGG16
+    assert convert.main([str(tiny_onnx[0]), str(out)]) == 1  # valid ONNX, but not VGG16
     err = capsys.readouterr().err
     assert "VGG16" in err and len(err.strip().splitlines()) == 1
-    assert cv.main([str(tiny_onnx[0]), str(out), "--format", "nope"]) == 2
+    assert convert.main([str(tiny_onnx[0]), str(out), "--format", "nope"]) == 2
     err = capsys.readouterr().err
     assert "invalid choice" in err and len(err.strip().splitlines()) == 1
-    assert cv.main([str(tiny_onnx[0])]) == 2
+    assert convert.main([str(tiny_onnx[0])]) == 2
     assert not out.exists()
 
 
@@ -657,8 +657,8 @@ needs_real = pytest.mark.skipif(not REAL_ONNX.is_file(), reason=f"{REAL_ONNX} no
 def real_state():
     if not REAL_ONNX.is_file():
         pytest.skip(f"{REAL_ONNX} not present")
-    raw = cv.read_weights(REAL_ONNX)
-    return raw, cv.vgg16_state(raw, "onnx")
+    raw = sniff.read_weights(REAL_ONNX)
+    return raw, vgg16.vgg16_state(raw, "onnx")
 
 
 @needs_real
@@ -666,9 +666,9 @@ def test_real_onnx_vgg16(real_state):
     raw, state = real_state
     k = "functional_1/block1_conv1_1/convolution/ReadVariableOp:0"
     assert raw[k].shape == (64, 3, 3, 3) and raw[k].dtype == np.float32
-    assert sorted(state) == sorted(f"{n}/{p}" for n in cv.VGG16_CONV_LAYERS for p in "Wb")
+    assert sorted(state) == sorted(f"{n}/{p}" for n in vgg16.VGG16_CONV_LAYERS for p in "Wb")
     assert sum(a.size for a in state.values()) == 14_714_688
-    for layer, (cin, cout) in cv.VGG16_CONV_CHANNELS.items():
+    for layer, (cin, cout) in vgg16.VGG16_CONV_CHANNELS.items():
         assert state[f"{layer}/W"].shape == (3, 3, cin, cout)
         assert state[f"{layer}/b"][0] == np.float32(FIRST_BIAS[layer]), layer
     # the README prints 8 significant digits: equal to float32 rounding
@@ -685,8 +685,8 @@ def test_real_onnx_cli(tmp_path, real_state):
     assert "14,714,688 parameters" in r.stdout and "13 conv layers" in r.stdout
     arrays, meta = load_npz(dst)
     assert meta["kind"] == "vgg16-base" and meta["source_format"] == "onnx"
-    assert meta["source"] == REAL_ONNX.name and meta["layers"] == list(cv.VGG16_CONV_LAYERS)
-    assert meta["preprocess"] == cv.PREPROCESS["caffe"]
+    assert meta["source"] == REAL_ONNX.name and meta["layers"] == list(vgg16.VGG16_CONV_LAYERS)
+    assert meta["preprocess"] == vgg16.PREPROCESS["caffe"]
     state = real_state[1]
     assert set(arrays) == set(state)
     for key, a in arrays.items():

@@ -13,8 +13,14 @@ from minifer.io import WeightsError, load_npz, save_npz
 from minifer.model import load_model
 
 
+def test_class_names_default_to_numbers_and_must_match():
+    assert zoo.minivgg(num_classes=3).meta["classes"] == ["0", "1", "2"]
+    with pytest.raises(ValueError, match="2 class names for 3 classes"):
+        zoo.minivgg(num_classes=3, classes=["a", "b"])
+
+
 def test_save_load_round_trip(tmp_path):
-    m = zoo.minivgg(seed=3)
+    m = zoo.minivgg(seed=3, classes=["a", "b", "c", "d", "e", "f", "g"])
     m.forward(np.random.default_rng(0).standard_normal((4, 48, 48, 1)).astype(np.float32))  # moves BN stats
     m.meta["preprocess"] = {"color": "gray", "scale": 1 / 255, "mean": [0.5], "std": [0.25]}
     path = tmp_path / "w.npz"
@@ -22,7 +28,7 @@ def test_save_load_round_trip(tmp_path):
     m2 = load_model(path)
     for k, v in m.state_dict().items():
         np.testing.assert_array_equal(v, m2.state_dict()[k])
-    assert m2.meta["classes"] == zoo.FER_CLASSES and m2.meta["input_shape"] == [48, 48, 1]
+    assert m2.meta["classes"] == list("abcdefg") and m2.meta["input_shape"] == [48, 48, 1]
     assert m2.meta["minifer_version"] == minifer.__version__
     assert m2.meta["preprocess"]["mean"] == [0.5]
     x = np.random.default_rng(1).standard_normal((2, 48, 48, 1)).astype(np.float32)

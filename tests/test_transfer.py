@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minifer import convert as cv
+from minifer.formats import read_onnx, vgg16
 from minifer import optim, zoo
 from minifer.fer import transfer
 from minifer.io import WeightsError, save_npz
@@ -21,10 +21,10 @@ def fake_state(blocks=2, seed=0):
     """Random VGG16 base weights (ImageNet-like scale) for the first ``blocks`` blocks."""
     rng = np.random.default_rng(seed)
     state = {}
-    for name in cv.VGG16_CONV_LAYERS:
+    for name in vgg16.VGG16_CONV_LAYERS:
         if int(name[5]) > blocks:
             continue
-        cin, cout = cv.VGG16_CONV_CHANNELS[name]
+        cin, cout = vgg16.VGG16_CONV_CHANNELS[name]
         state[f"{name}/W"] = (rng.standard_normal((3, 3, cin, cout)) * (2 / (9 * cin)) ** 0.5).astype(np.float32)
         state[f"{name}/b"] = rng.uniform(-0.5, 0.5, cout).astype(np.float32)
     return state
@@ -34,7 +34,7 @@ def fake_state(blocks=2, seed=0):
 def weights(tmp_path):
     state = fake_state()
     path = tmp_path / "vgg16_fake.npz"
-    save_npz(path, state, cv.vgg16_meta(state, "onnx", "fake.onnx"))
+    save_npz(path, state, vgg16.vgg16_meta(state, "onnx", "fake.onnx"))
     return path, state
 
 
@@ -80,7 +80,7 @@ def test_gray_fold_equals_three_channel_conv(family):
     rng = np.random.default_rng(1)
     W = fake_state(1)["block1_conv1/W"] * 20          # make any mistake big
     b = rng.uniform(-1, 1, 64).astype(np.float32)
-    pre = cv.PREPROCESS[family]
+    pre = vgg16.PREPROCESS[family]
     m, s = 0.507, 0.255
     W1, b1 = transfer.fold_gray(W, b, pre, 1 / 255, m, s)
     assert W1.shape == (3, 3, 1, 64) and b1.shape == (64,) and W1.dtype == np.float32
@@ -205,9 +205,9 @@ def test_train_cli_options(weights):
 
 @pytest.mark.skipif(not ONNX.exists(), reason="real VGG16 ONNX weights not available")
 def test_real_imagenet_vgg16_on_a_face():
-    raw = cv.read_onnx(ONNX)
-    state = cv.vgg16_state(raw, "onnx")
-    meta = cv.vgg16_meta(state, "onnx", ONNX)
+    raw = read_onnx(ONNX)
+    state = vgg16.vgg16_state(raw, "onnx")
+    meta = vgg16.vgg16_meta(state, "onnx", ONNX)
     model = gray_model(4)
     rep = transfer.load_pretrained_state(model, state, meta, source=ONNX.name)
     assert len(rep["layers"]) == 10 and rep["folded"] and rep["skipped"][0] == "block5_conv1"
@@ -224,7 +224,7 @@ def test_real_imagenet_vgg16_on_a_face():
     probs = model.predict_proba(x)
     assert probs.shape == (1, 7) and np.isfinite(probs).all()
     # the folded first layer on the face equals ImageNet's 3-channel BGR minus mean layer inside
-    v = face.astype(np.float32)[None, ..., None] - np.asarray(cv.PREPROCESS["caffe"]["mean"], np.float32)
+    v = face.astype(np.float32)[None, ..., None] - np.asarray(vgg16.PREPROCESS["caffe"]["mean"], np.float32)
     y3, _ = conv_forward(v, state["block1_conv1/W"], state["block1_conv1/b"], 1, 1)
     y1, _ = conv_forward(x, layer(model, "block1_conv1").params["W"].data,
                          layer(model, "block1_conv1").params["b"].data, 1, 1)

@@ -1,17 +1,51 @@
-"""Face detection (OpenCV Haar cascade), square face crops and video tracking.
+"""Face detection (OpenCV Haar cascade), square face crops, video tracking, and
+:class:`FaceFinder`, which turns a gray image into the model's face crops.
 
 OpenCV is imported only when a :class:`FaceDetector` is made, so importing
 this module is cheap and :func:`square_crop`, :func:`is_face_crop`,
-:func:`iou` and :class:`FaceTracker` work without OpenCV installed.
+:func:`iou` and :class:`FaceTracker` work without OpenCV installed. Importing
+it changes nothing in the process; :func:`quiet_opencv` is the explicit call
+that lowers OpenCV's log level.
 """
 import os
+import sys
 
 import numpy as np
 from PIL import Image
 
+from .classes import FACE_SIZE
+
 CASCADE_NAME = "haarcascade_frontalface_default.xml"
 _INSTALL_HINT = ('pip install "opencv-python-headless<5" '
                  "(OpenCV 5.x wheels no longer ship the Haar cascade files)")
+# Detection settings (long side in px of the copy searched, cascade scale step):
+# photos favour finding small faces, video the 33 ms frame budget
+# (measured in benchmarks/realtime.py).
+IMAGE_DETECT = (640, 1.1)
+VIDEO_DETECT = (320, 1.2)
+
+
+class DetectorError(RuntimeError):
+    """Face detection is unavailable: OpenCV or its Haar cascade file is missing."""
+
+
+def quiet_opencv():
+    """Limit OpenCV's own log output to errors, for this process.
+
+    OpenCV prints warnings (e.g. about a video it cannot decode) on stderr,
+    which would break a command line's one-line-per-error rule. This sets
+    ``OPENCV_LOG_LEVEL=ERROR`` unless the environment already sets it (read
+    when OpenCV is first imported) and lowers the level of an OpenCV that is
+    already imported. Command lines call it at start-up; importing minifer
+    never changes the environment by itself.
+    """
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None:
+        try:
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        except Exception:  # older OpenCV without cv2.utils.logging
+            pass
 
 
 def _check_gray(gray):
@@ -25,7 +59,8 @@ def _check_gray(gray):
 
 
 class FaceDetector:
-    """Frontal face detector based on OpenCV's Haar cascade.
+    """Frontal face detector based on OpenCV's Haar cascade (:class:`DetectorError`
+    if OpenCV or the cascade file is missing).
 
     Images whose long side exceeds ``max_side`` are downscaled for detection
     (boxes are mapped back to full resolution). ``min_size`` is the smallest
@@ -37,21 +72,21 @@ class FaceDetector:
         try:
             import cv2
         except ImportError:
-            raise RuntimeError(
+            raise DetectorError(
                 f"face detection needs OpenCV: {_INSTALL_HINT}") from None
         if cascade_path is None:
             folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
             if not folder:
-                raise RuntimeError(
+                raise DetectorError(
                     f"this OpenCV build has no Haar cascade files: {_INSTALL_HINT}")
             cascade_path = os.path.join(folder, CASCADE_NAME)
         cascade_path = os.fspath(cascade_path)
         if not os.path.isfile(cascade_path):
-            raise RuntimeError(
+            raise DetectorError(
                 f"Haar cascade file not found: {cascade_path}; {_INSTALL_HINT}")
         cascade = cv2.CascadeClassifier(cascade_path)
         if cascade.empty():
-            raise RuntimeError(f"could not load Haar cascade {cascade_path}")
+            raise DetectorError(f"could not load Haar cascade {cascade_path}")
         self._cv2 = cv2
         self._cascade = cascade
         self.cascade_path = cascade_path
@@ -93,7 +128,7 @@ class FaceDetector:
     __call__ = detect
 
 
-def square_crop(gray, box, margin=0.2, size=48):
+def square_crop(gray, box, margin=0.2, size=FACE_SIZE):
     """Cut a square face patch around ``box`` and resize it to ``size``.
 
     The square is centred on ``box = (x, y, w, h)`` with side
@@ -136,6 +171,53 @@ def is_face_crop(gray, max_side=96, square_max_side=160, max_aspect=1.25):
     if max(h, w) <= max_side:
         return True
     return max(h, w) <= square_max_side and max(h, w) / min(h, w) <= max_aspect
+
+
+class FaceFinder:
+    """Gray image -> face boxes and square crops of the model's input size.
+
+    A small image that already looks like a face crop (:func:`is_face_crop`,
+    when ``guess_crops``) or any image when ``detect`` is false is taken whole;
+    otherwise a :class:`FaceDetector` (made on first use, so OpenCV is imported
+    only if some image needs detection) finds the faces and each is cut out
+    with :func:`square_crop`. ``largest`` keeps only the largest face.
+    """
+
+    def __init__(self, detect=True, min_neighbors=5, largest=False, size=FACE_SIZE, margin=0.2,
+                 guess_crops=True, detect_size=IMAGE_DETECT[0], scale_factor=IMAGE_DETECT[1]):
+        self.detect = detect
+        self.detect_size = detect_size
+        self.scale_factor = scale_factor
+        self.guess_crops = guess_crops
+        self.min_neighbors = min_neighbors
+        self.largest = largest
+        self.size = size
+        self.margin = margin
+        self._detector = None
+
+    @property
+    def detector(self):
+        """The :class:`FaceDetector`, made on first use (:class:`DetectorError` if unavailable)."""
+        if self._detector is None:
+            self._detector = FaceDetector(min_neighbors=self.min_neighbors,
+                                          max_side=self.detect_size,
+                                          scale_factor=self.scale_factor)
+        return self._detector
+
+    def find(self, gray):
+        """``(boxes, crops, whole)``: boxes ``(x, y, w, h)``, uint8 crops
+        ``(N, size, size)``, and whether the whole image was taken as the face."""
+        h, w = gray.shape
+        if not self.detect or (self.guess_crops and is_face_crop(gray)):
+            box = (0, 0, int(w), int(h))
+            return [box], square_crop(gray, box, margin=0.0, size=self.size)[None], True
+        boxes = self.detector.detect(gray)
+        if self.largest and len(boxes) > 1:
+            boxes = [max(boxes, key=lambda b: (b[2] * b[3], -b[0], -b[1]))]
+        crops = np.zeros((len(boxes), self.size, self.size), np.uint8)
+        for i, b in enumerate(boxes):
+            crops[i] = square_crop(gray, b, margin=self.margin, size=self.size)
+        return boxes, crops, False
 
 
 def iou(a, b):

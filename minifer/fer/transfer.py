@@ -2,8 +2,9 @@ r"""Transfer learning: load converted VGG16 weights, freeze blocks, per-block le
 
     from minifer import zoo
     from minifer.fer import transfer
-    model = zoo.vgg16(blocks=3)
-    model.meta["preprocess"] = {"color": "gray", "scale": 1 / 255, "mean": [m], "std": [s]}
+    from minifer.fer.classes import CLASSES, gray_preprocess
+    model = zoo.vgg16(blocks=3, classes=CLASSES)
+    model.meta["preprocess"] = gray_preprocess(m, s)
     print(transfer.load_pretrained(model, "vgg16_imagenet.npz"))   # blocks 1-3, gray-folded
     transfer.freeze_blocks(model, 2)                # block1_* and block2_* untrainable
     transfer.set_block_lr(model, {3: 0.1, "head": 1.0})
@@ -146,7 +147,39 @@ def load_pretrained(model, path, gray="sum", mean=None, std=None):
 
 
 def load_pretrained_state(model, state, meta, gray="sum", mean=None, std=None, source="<state>"):
-    """:func:`load_pretrained` from an in-memory ``(state, meta)`` (as :mod:`minifer.convert` builds)."""
+    """:func:`load_pretrained` from an in-memory ``(state, meta)`` (as :func:`minifer.formats.vgg16.convert`
+    builds them). Everything is checked before anything is written: a file that
+    does not fit leaves the model unchanged."""
+    src_pre = _check_source(meta, gray, source)
+    plan = _check_layers(model, state, meta["kind"], source)
+    folded = _fold_first_conv(model, plan, src_pre, mean, std)
+    _check_shapes(plan, source)
+    params = _write(plan)
+    file_layers = _file_layers(state)
+    model_layers = _model_layers(model)
+    report = TransferReport(
+        source=source, kind=meta["kind"], layers=[layer.name for layer, _, _ in plan], params=params,
+        folded=folded, gray=gray if folded else None,
+        skipped=[n for n in file_layers if n not in {l.name for l in model.layers}],
+        missing=[n for n in model_layers if n not in file_layers],
+        preprocess=dict(src_pre))
+    model.meta = dict(getattr(model, "meta", None) or {})
+    model.meta["pretrained"] = {k: report[k] for k in ("source", "kind", "layers", "params", "folded", "gray")}
+    return report
+
+
+def _file_layers(state):
+    """Names of the loadable layers (``block*_conv*``, ``block*_bn*``) in a state dict, sorted."""
+    return sorted({k.split("/", 1)[0] for k in state if _LOADABLE_RE.match(k.split("/", 1)[0])})
+
+
+def _model_layers(model):
+    """Names of the model's loadable layers, in order."""
+    return [l.name for l in model.layers if _LOADABLE_RE.match(l.name or "")]
+
+
+def _check_source(meta, gray, source):
+    """The file must be a converted VGG16 base with preprocessing -> its ``preprocess`` dict."""
     kind = meta.get("kind")
     if kind not in KINDS:
         what = ("a minifer model file (use minifer.model.load_model)" if "architecture" in meta
@@ -158,70 +191,89 @@ def load_pretrained_state(model, state, meta, gray="sum", mean=None, std=None, s
         raise WeightsError(f"{source}: converted weights have no 'preprocess' metadata")
     if gray not in GRAY_MODES:
         raise ValueError(f"gray={gray!r}: use one of {GRAY_MODES}")
+    return src_pre
 
-    file_layers = sorted({k.split("/", 1)[0] for k in state if _LOADABLE_RE.match(k.split("/", 1)[0])})
+
+def _check_layers(model, state, kind, source):
+    """The layers in both -> ``[(layer, {param: array}, {buffer: array})]`` in model order.
+
+    Every parameter and buffer of a matched layer must be in the file, and the
+    file may hold nothing the layer has no place for (shapes are checked after
+    the gray fold, by :func:`_check_shapes`).
+    """
+    file_layers = _file_layers(state)
     by_name = {l.name: l for l in model.layers}
-    model_layers = [l.name for l in model.layers if _LOADABLE_RE.match(l.name or "")]
+    model_layers = _model_layers(model)
     unmatched_bn = [n for n in file_layers if "_bn" in n and n not in by_name
                     and block_of(n) in {block_of(x) for x in model_layers}]
     if unmatched_bn:
         raise WeightsError(f"{source}: {kind} has batch-norm layers ({unmatched_bn[0]}, ...) that the "
                            "model lacks; build the conv base with batch_norm=True")
-    first = next((n for n in model_layers if "_conv" in n), None)
-    loaded, params, folded = [], 0, False
+    plan = []
     for name in model_layers:
         if name not in file_layers:
             continue
         layer = by_name[name]
-        new = {}
-        for k, p in layer.params.items():
-            key = f"{name}/{k}"
-            if key not in state:
-                raise WeightsError(f"{source}: {key} is missing")
-            new[k] = np.asarray(state[key], np.float32)
+        params = _arrays(state, name, layer.params, source)
         extra = [k for k in state if k.startswith(name + "/") and k.split("/", 1)[1] not in layer.params
                  and k.split("/", 1)[1] not in layer.buffers]
         if extra:
             raise WeightsError(f"{source}: {extra[0]} has no place in model layer {name} "
                                "(e.g. a conv bias for a bias-free conv)")
-        if name == first and "W" in new:
-            cin_model, cin_file = layer.params["W"].shape[2], new["W"].shape[2]
-            if cin_model == 1 and cin_file == 3:
-                new["W"], new["b"] = fold_gray(new["W"], new.get("b"), src_pre,
-                                               *_gray_preprocess(model, mean, std))
-                folded = True
+        plan.append((layer, params, _arrays(state, name, layer.buffers, source)))
+    if not plan:
+        raise WeightsError(f"{source}: no layer in common with the model (model has "
+                           f"{model_layers[:3] or 'no block*_conv* layers'})")
+    return plan
+
+
+def _arrays(state, name, wanted, source):
+    """``{k: float32 state[name/k]}`` for every key of ``wanted``; WeightsError if one is missing."""
+    out = {}
+    for k in wanted:
+        key = f"{name}/{k}"
+        if key not in state:
+            raise WeightsError(f"{source}: {key} is missing")
+        out[k] = np.asarray(state[key], np.float32)
+    return out
+
+
+def _fold_first_conv(model, plan, src_pre, mean, std):
+    """Fold a 3-channel first conv into the model's 1-channel one, in the plan -> True if folded."""
+    first = next((n for n in _model_layers(model) if "_conv" in n), None)
+    for layer, params, _ in plan:
+        if layer.name == first and "W" in params:
+            if layer.params["W"].shape[2] == 1 and params["W"].shape[2] == 3:
+                params["W"], params["b"] = fold_gray(params["W"], params.get("b"), src_pre,
+                                                     *_gray_preprocess(model, mean, std))
+                return True
+    return False
+
+
+def _check_shapes(plan, source):
+    """Every array must have the shape of the model's parameter or buffer."""
+    for layer, params, buffers in plan:
+        for k, a in params.items():
+            want = tuple(layer.params[k].shape)
+            if a.shape != want:
+                raise WeightsError(f"{source}: {layer.name}/{k} has shape {a.shape}, model wants {want}")
+        for k, a in buffers.items():
+            want = tuple(layer.buffers[k].shape)
+            if a.shape != want:
+                raise WeightsError(f"{source}: {layer.name}/{k} has shape {a.shape}, model wants {want}")
+
+
+def _write(plan):
+    """Copy the checked arrays into the layers (on the active device) -> number of parameters."""
+    params = 0
+    for layer, new, buffers in plan:
         for k, a in new.items():
-            want = layer.params[k].shape
-            if a.shape != tuple(want):
-                raise WeightsError(f"{source}: {name}/{k} has shape {a.shape}, model wants {tuple(want)}")
-        bufs = {}
-        for k, cur in layer.buffers.items():
-            key = f"{name}/{k}"
-            if key not in state:
-                raise WeightsError(f"{source}: {key} is missing")
-            a = np.asarray(state[key], np.float32)
-            if a.shape != tuple(cur.shape):
-                raise WeightsError(f"{source}: {key} has shape {a.shape}, model wants {tuple(cur.shape)}")
-            bufs[k] = a
-        for k, a in new.items():                    # all checked: now write
             layer.params[k].data = backend.to_device(a, backend.DTYPE)
             layer.params[k].grad = None
             params += a.size
-        for k, a in bufs.items():
+        for k, a in buffers.items():
             layer.buffers[k] = backend.to_device(a, backend.DTYPE)
-        loaded.append(name)
-    if not loaded:
-        raise WeightsError(f"{source}: no layer in common with the model (model has "
-                           f"{model_layers[:3] or 'no block*_conv* layers'})")
-    report = TransferReport(
-        source=source, kind=kind, layers=loaded, params=int(params), folded=folded,
-        gray=gray if folded else None,
-        skipped=[n for n in file_layers if n not in by_name],
-        missing=[n for n in model_layers if n not in file_layers],
-        preprocess=dict(src_pre))
-    model.meta = dict(getattr(model, "meta", None) or {})
-    model.meta["pretrained"] = {k: report[k] for k in ("source", "kind", "layers", "params", "folded", "gray")}
-    return report
+    return int(params)
 
 
 # --------------------------------------------------------------------------- #

@@ -1,4 +1,4 @@
-"""Helpers shared by the weights readers (and :mod:`minifer.convert`'s format
+"""Helpers shared by the weights readers (and :mod:`minifer.formats.sniff`'s format
 detection): reading a source file's head or bytes with clear errors, spotting a
 tar header, and turning stored values into native float32 arrays."""
 import os

@@ -1,4 +1,4 @@
-"""The error type shared by the weights readers and :mod:`minifer.convert`, and
+"""The error type shared by the weights readers and the VGG16 conversion, and
 the helper that keeps its messages on one line."""
 from ..io import WeightsError
 

@@ -15,6 +15,12 @@ from .base import Layer
 
 
 class ReLU(Layer):
+    """Rectified linear unit, ``max(x, 0)``; dx = dout where x > 0, else 0.
+
+    Shape:
+        input any; output the same.
+    """
+
     def forward(self, x):
         out = backend.xp.maximum(x, 0)
         self.cache = out
@@ -29,7 +35,14 @@ class ReLU(Layer):
 
 
 class Dropout(Layer):
-    """Inverted dropout with drop probability p. Uses ``self.rng`` (seedable)."""
+    """Inverted dropout with drop probability p. Uses ``self.rng`` (seedable).
+
+    Training: ``out = x * mask / (1 - p)``, mask ~ Bernoulli(1 - p); dx = dout * mask / (1 - p).
+    Evaluation: identity.
+
+    Shape:
+        input any; output the same.
+    """
 
     def __init__(self, p=0.5, name=None):
         super().__init__(name)

@@ -29,10 +29,12 @@ class Parameter:
 
     @property
     def shape(self):
+        """Shape of ``data``."""
         return self.data.shape
 
     @property
     def size(self):
+        """Number of values in ``data``."""
         return self.data.size
 
 
@@ -67,9 +69,11 @@ class Layer:
 
     @property
     def trainable(self):
+        """True if any parameter is trainable."""
         return any(p.trainable for p in self.params.values())
 
     def freeze(self, frozen=True):
+        """Freeze (or with ``frozen=False`` unfreeze) every parameter of the layer."""
         for p in self.params.values():
             p.trainable = not frozen
 
@@ -80,5 +84,6 @@ class Layer:
 
 def he_normal(rng, shape, fan_in):
     """He (Kaiming) initialisation for ReLU nets: N(0, 2/fan_in), float32."""
+
     w = rng.standard_normal(shape).astype(backend.DTYPE) * (2.0 / fan_in) ** 0.5
     return backend.to_device(w)

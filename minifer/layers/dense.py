@@ -11,6 +11,12 @@ from .base import Layer, Parameter, he_normal
 
 
 class Dense(Layer):
+    """Fully connected layer: ``out = x @ W + b``, W (D, F), b (F,).
+
+    Shape:
+        input (N, D); output (N, F).
+    """
+
     def __init__(self, in_features, out_features, bias=True, name=None, rng=None):
         super().__init__(name)
         self.fin, self.fout, self.bias = in_features, out_features, bias
@@ -44,7 +50,11 @@ class Dense(Layer):
 
 
 class Flatten(Layer):
-    """(N, H, W, C) -> (N, H*W*C); backward reshapes back."""
+    """Flatten every sample; backward reshapes the gradient back.
+
+    Shape:
+        input (N, H, W, C); output (N, H*W*C).
+    """
 
     def forward(self, x):
         self.cache = x.shape

@@ -15,11 +15,15 @@ from .. import backend
 
 
 def log_softmax(z):
+    """Row-wise ``z - logsumexp(z)``, computed stably (max subtracted first)."""
+
     z = z - z.max(axis=1, keepdims=True)
     return z - backend.xp.log(backend.xp.exp(z).sum(axis=1, keepdims=True))
 
 
 def softmax(z):
+    """Row-wise softmax of logits (N, K), computed stably."""
+
     e = backend.xp.exp(z - z.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
 
@@ -29,6 +33,9 @@ class SoftmaxCrossEntropy:
 
     ``y`` is int labels (N,) or soft targets (N, K). ``class_weights`` (K,)
     weights each sample by its (hard or argmax) class.
+
+    Shape:
+        logits (N, K), y (N,) or (N, K); loss a scalar; dlogits (N, K).
     """
 
     def __init__(self, label_smoothing=0.0, class_weights=None):
@@ -37,6 +44,7 @@ class SoftmaxCrossEntropy:
         self.cache = None
 
     def __call__(self, logits, y):
+        """Mean (or class-weighted) cross-entropy of logits (N, K) and labels (N,) or soft targets (N, K)."""
         xp = backend.xp
         n, k = logits.shape
         if y.ndim == 1:
@@ -59,6 +67,7 @@ class SoftmaxCrossEntropy:
         return loss
 
     def backward(self):
+        """dL/dlogits = w_n (p - q) / sum(w), for the last call."""
         p, q, w = self.cache
         self.cache = None
         return ((p - q) * w[:, None]).astype(p.dtype)

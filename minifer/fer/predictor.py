@@ -1,0 +1,129 @@
+"""A trained emotion model, checked and ready: uint8 faces in, class probabilities out.
+
+:func:`resolve_weights` picks the weights file (the one given, else the default
+``weights/minivgg_fer.npz``); :meth:`Predictor.load` loads it and checks that it
+fits this application (the seven emotion classes, 48x48x1 input, gray
+normalisation in its metadata, a forward pass that runs). Every problem is one
+:class:`PredictorError` with a one-line message that names the file.
+"""
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..io import WeightsError
+from ..model import load_model
+from .classes import FACE_SIZE, INPUT_SHAPE, NUM_CLASSES, model_input, normalization
+from .tta import TTA_MODES, tta_predict
+
+WEIGHTS_NAME = "minivgg_fer.npz"
+
+
+class PredictorError(ValueError):
+    """The weights cannot be used here: missing, corrupt, or made for another model."""
+
+
+def default_weights_paths():
+    """Where the default weights are looked for: the repository's ``weights/``
+    folder, then ``weights/`` inside the installed package."""
+    pkg = Path(__file__).resolve().parents[1]   # .../minifer
+    return [pkg.parent / "weights" / WEIGHTS_NAME, pkg / "weights" / WEIGHTS_NAME]
+
+
+def resolve_weights(path=None):
+    """``path`` if given, else the first default weights file that exists
+    (:class:`PredictorError` if there is none)."""
+    if path is not None:
+        return Path(path)
+    candidates = default_weights_paths()
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise PredictorError("no --weights given and no default weights file found (looked for "
+                         + " and ".join(str(c) for c in candidates) + "); pass --weights FILE")
+
+
+def top_labels(probs, classes, k=1):
+    """``[(label, p), ...]`` for the ``k`` most probable classes (ties: lower index first)."""
+    order = np.argsort(-np.asarray(probs), kind="stable")[:k]
+    return [(classes[i], float(probs[i])) for i in order]
+
+
+def _check_meta(meta, where):
+    """Raise :class:`PredictorError` unless the metadata describes an emotion model."""
+    classes = meta.get("classes")
+    if not isinstance(classes, list) or len(classes) != NUM_CLASSES:
+        n = len(classes) if isinstance(classes, list) else "unknown"
+        raise PredictorError(f"{where}: weights are for another model: {n} classes, "
+                             f"this tool needs the {NUM_CLASSES} emotion classes")
+    shape = meta.get("input_shape")
+    if not isinstance(shape, list) or tuple(shape) != INPUT_SHAPE:
+        raise PredictorError(f"{where}: weights are for another model: input shape {shape}, "
+                             f"this tool needs {list(INPUT_SHAPE)} ({FACE_SIZE}x{FACE_SIZE} gray faces)")
+    try:
+        normalization(meta)
+    except ValueError as e:
+        raise PredictorError(f"{where}: weights have {e}") from None
+
+
+class Predictor:
+    """A loaded model plus its preprocessing: uint8 faces ``(N, 48, 48)`` -> probabilities.
+
+    ``tta`` is one of :data:`minifer.fer.tta.TTA_MODES`; the model's own
+    ``meta["preprocess"]`` normalises the faces (:func:`minifer.fer.classes.model_input`).
+    """
+
+    def __init__(self, model, tta="none", batch_size=256):
+        tta = tta or "none"
+        if tta not in TTA_MODES:
+            raise ValueError(f"unknown TTA mode {tta!r}; use one of {TTA_MODES}")
+        normalization(model.meta)  # unusable preprocessing fails here, not on the first face
+        self.model = model
+        self.classes = [str(c) for c in model.meta["classes"]]
+        self.size = int(model.meta["input_shape"][0])
+        self.tta = tta
+        self.batch_size = batch_size
+
+    @classmethod
+    def load(cls, path, tta="none"):
+        """Load and check a weights file; any problem raises :class:`PredictorError`."""
+        where = os.fspath(path)
+        if not os.path.exists(where):
+            raise PredictorError(f"{where}: weights file not found")
+        if not os.path.isfile(where):
+            raise PredictorError(f"{where}: weights path is not a file")
+        try:
+            model = load_model(where)
+        except WeightsError as e:
+            raise PredictorError(str(e)) from None
+        except Exception as e:  # a broken architecture spec, bad values, ...
+            raise PredictorError(f"{where}: cannot build the model from this weights file "
+                                 f"({type(e).__name__}: {e})") from None
+        _check_meta(model.meta, where)
+        predictor = cls(model, tta=tta)
+        try:  # one tiny forward pass: catches layer/shape mismatches early
+            p = predictor.predict(np.zeros((1,) + INPUT_SHAPE[:2], np.uint8))
+        except Exception as e:
+            raise PredictorError(f"{where}: weights do not run on {FACE_SIZE}x{FACE_SIZE}x1 input "
+                                 f"({type(e).__name__}: {e})") from None
+        if p.shape != (1, NUM_CLASSES) or not np.all(np.isfinite(p)):
+            raise PredictorError(f"{where}: weights are for another model: output shape "
+                                 f"{p.shape[1:]}, expected ({NUM_CLASSES},)")
+        return predictor
+
+    def preprocess(self, faces):
+        """uint8 ``(N, 48, 48)`` -> float32 ``(N, 48, 48, 1)`` model input."""
+        return model_input(faces, self.model.meta)
+
+    def predict(self, faces):
+        """Class probabilities ``(N, K)`` (float64, rows sum to 1) for uint8 faces."""
+        faces = np.asarray(faces)
+        if len(faces) == 0:
+            return np.zeros((0, len(self.classes)))
+        x = self.preprocess(faces)
+        if self.tta != "none":
+            p = tta_predict(lambda v: self.model.predict_proba(v, self.batch_size), x, self.tta)
+        else:
+            p = self.model.predict_proba(x, batch_size=self.batch_size)
+        p = np.asarray(p, dtype=np.float64)
+        return p / p.sum(axis=1, keepdims=True)

@@ -1,0 +1,68 @@
+"""Ensembles (one file, averaged softmax) and weight averaging with batch-norm re-estimation."""
+import numpy as np
+import pytest
+
+from minifer import Sequential, zoo
+from minifer.averaging import average_weights, update_bn
+from minifer.io import load_npz
+from minifer.layers import BatchNorm2d, Conv2d, Dense, Flatten
+from minifer.model import Ensemble, load_model
+
+rng = np.random.default_rng(0)
+PRE = {"color": "gray", "scale": 1 / 255, "mean": [0.5], "std": [0.25]}
+
+
+def small(seed, **kw):
+    m = zoo.minivgg(num_classes=3, input_size=16, widths=(4, 8), hidden=8, seed=seed, **kw)
+    m.meta["preprocess"] = dict(PRE)
+    m.train()
+    m.forward(rng.standard_normal((6, 16, 16, 1)).astype(np.float32))   # moves BN statistics
+    return m.eval()
+
+
+def test_ensemble_averages_member_probabilities_and_round_trips(tmp_path):
+    members = [small(s) for s in (1, 2, 3)]
+    ens = Ensemble(members)
+    x = rng.standard_normal((5, 16, 16, 1)).astype(np.float32)
+    want = np.mean([m.predict_proba(x) for m in members], axis=0)
+    np.testing.assert_allclose(ens.predict_proba(x), want, rtol=1e-6, atol=1e-7)
+    assert ens.meta["classes"] == ["0", "1", "2"] and ens.meta["preprocess"] == PRE
+    path = tmp_path / "ens.npz"
+    ens.save(path, note="three seeds")
+    arrays, meta = load_npz(path)
+    assert len(meta["ensemble"]) == 3 and all(k.startswith(("m0/", "m1/", "m2/")) for k in arrays)
+    back = load_model(path)
+    assert isinstance(back, Ensemble) and len(back.members) == 3 and back.meta["note"] == "three seeds"
+    np.testing.assert_allclose(back.predict_proba(x), want, rtol=1e-6, atol=1e-7)
+    assert back.flops() == 3 * members[0].flops()
+
+
+def test_ensemble_members_must_agree():
+    a, b = small(1), small(2)
+    b.meta["preprocess"] = dict(PRE, mean=[0.4])
+    with pytest.raises(ValueError, match="preprocess"):
+        Ensemble([a, b])
+    with pytest.raises(ValueError, match="at least one"):
+        Ensemble([])
+
+
+def test_average_weights_is_the_parameter_mean():
+    a, b = small(1), small(2)
+    avg = average_weights([a, b])
+    for k, v in avg.state_dict().items():
+        np.testing.assert_allclose(v, (a.state_dict()[k] + b.state_dict()[k]) / 2, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="one architecture"):
+        average_weights([a, zoo.minivgg(num_classes=3, input_size=16, widths=(4, 4), hidden=8)])
+
+
+def test_update_bn_measures_the_statistics_again():
+    conv = Conv2d(1, 3, 3, padding=1, bias=False, rng=rng, name="c")
+    model = Sequential([conv, BatchNorm2d(3, name="bn"), Flatten(name="f"), Dense(48, 2, rng=rng, name="d")])
+    batches = [rng.standard_normal((4, 4, 4, 1)).astype(np.float32) * 2 + 1 for _ in range(3)]
+    update_bn(model, batches)
+    h = np.concatenate([conv.forward(b) for b in batches]).reshape(-1, 3).astype(np.float64)
+    bn = model.layers[1]
+    np.testing.assert_allclose(bn.buffers["running_mean"], h.mean(axis=0), rtol=1e-5, atol=1e-6)
+    per_batch_var = [b.reshape(-1, 3).var(axis=0, ddof=1) for b in np.split(h.reshape(12, 4, 4, 3), 3)]
+    np.testing.assert_allclose(bn.buffers["running_var"], np.mean(per_batch_var, axis=0), rtol=1e-4)
+    assert bn.momentum == 0.1 and not bn.training
