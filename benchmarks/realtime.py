@@ -5,7 +5,7 @@
 Measures, with the settings ``python -m minifer.predict`` uses (OpenBLAS
 limited to one thread, see :func:`minifer.backend.set_blas_threads`):
 
-- one 640x480 BGR frame with one face through ``minifer.video.analyze_frame``
+- one 640x480 BGR frame with one face through ``minifer.fer.video.analyze_frame``
   (gray conversion, Haar detection, square crop, preprocessing, model,
   tracker), median and 95th percentile, with the video defaults (detection on
   a 320-px copy, scale step 1.2) and with the photo defaults (640 px, 1.1).
@@ -30,10 +30,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from minifer import backend  # noqa: E402
-from minifer.bench import median_ms  # noqa: E402
-from minifer.fer.faces import FaceTracker, square_crop  # noqa: E402
+from minifer.fer.faces import (IMAGE_DETECT, VIDEO_DETECT, FaceFinder, FaceTracker,  # noqa: E402
+                                quiet_opencv, square_crop)
 from minifer.fer.images import load_image, to_gray_array  # noqa: E402
-from minifer.predict import IMAGE_DETECT, VIDEO_DETECT, FaceFinder, Predictor, resolve_weights  # noqa: E402
+from minifer.fer.predictor import Predictor, resolve_weights  # noqa: E402
+from minifer.timing import median_ms  # noqa: E402
 
 BUDGET_MS = 33.0
 
@@ -48,7 +49,7 @@ def frame_640x480(shift=0):
 
 def frame_times(frame, finder, pred, repeat):
     """Per-frame milliseconds of ``video.analyze_frame`` over ``repeat`` frames."""
-    from minifer.video import analyze_frame
+    from minifer.fer.video import analyze_frame
     bgr = np.repeat(frame[..., None], 3, axis=2)
     tracker = FaceTracker()
     analyze_frame(bgr, finder, pred, tracker)          # warm-up
@@ -75,6 +76,7 @@ def video_command(weights, frames=90):
 
 
 def cold_start(weights):
+    """Seconds from process start to the first result line of the photo command, 3 runs."""
     cmd = [sys.executable, "-m", "minifer.predict", "--weights", str(weights),
            str(ROOT / "examples/images/astronaut.jpg")]
     times = []
@@ -89,10 +91,12 @@ def cold_start(weights):
 
 
 def main():
+    """Print the measurements."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--weights", default=None)
     ap.add_argument("--repeat", type=int, default=50)
     a = ap.parse_args()
+    quiet_opencv()                                    # as the predict command does
     weights = resolve_weights(a.weights)
     pred = Predictor.load(weights)
     backend.set_blas_threads(1)                       # as the predict command does

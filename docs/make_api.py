@@ -21,7 +21,7 @@ PKG = ROOT / "minifer"
 OUT = ROOT / "docs" / "api.md"
 
 # Command-line modules: documented in the table at the end, not as library API.
-COMMAND_LINES = ("predict", "video", "train", "evaluate", "convert", "bench")
+COMMAND_LINES = ("predict", "train", "evaluate", "convert", "bench")
 # Tier order of the sections (docs/architecture.md); modules are found by walking minifer/.
 ORDER = ["_version", "backend", "ops", "layers", "model", "io", "optim", "schedules", "gradcheck", "zoo",
          "averaging", "timing", "formats", "fer"]

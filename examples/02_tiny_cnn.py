@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from minifer import Sequential, optim  # noqa: E402
 from minifer.fer import augment, data  # noqa: E402
+from minifer.fer.classes import CLASSES, gray_preprocess, model_input  # noqa: E402
 from minifer.layers import (BatchNorm2d, Conv2d, Dense, Flatten, MaxPool2d, ReLU,  # noqa: E402
                             SoftmaxCrossEntropy)
 
@@ -56,7 +57,7 @@ def load(args, rng):
         x_tr, y_tr = data.load_fer(args.data, "train")
         x_va, y_va = data.load_fer(args.data, "val")
         return (x_tr[:args.train_images], y_tr[:args.train_images], x_va[:args.val_images],
-                y_va[:args.val_images], list(data.CLASSES), f"FER2013 ({args.data})")
+                y_va[:args.val_images], list(CLASSES), f"FER2013 ({args.data})")
     if not args.synthetic:
         print(f"{args.data} not found: using synthetic cartoon faces")
     x_tr, y_tr = cartoon_faces(args.train_images, rng)
@@ -104,7 +105,8 @@ def main(argv=None):
     opt = optim.Adam(model.params(), lr=args.lr)
     loss_fn = SoftmaxCrossEntropy()
     aug = augment.make_train_augment("light")
-    x_val = data.to_model_input(x_va, mean, std)
+    model.meta["preprocess"] = gray_preprocess(mean, std)      # what prediction will use
+    x_val = model_input(x_va, model.meta)                        # (x / 255 - mean) / std
     print(f"chance-level loss for {len(classes)} classes: {np.log(len(classes)):.3f}")
 
     first = last = None

@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from minifer.fer import augment as A  # noqa: E402
-from minifer.fer.data import CLASSES, DataError, load_fer  # noqa: E402
+from minifer.fer import tta  # noqa: E402
+from minifer.fer.classes import CLASSES  # noqa: E402
+from minifer.fer.data import DataError, load_fer  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013_train_val.npz"
 DEFAULT_OUT = ROOT / "docs" / "img" / "augmentation_grid.png"
@@ -81,7 +83,7 @@ def rows_of_transforms(x, y_onehot, seed):
     rows.append((f"mixup\nlam≈{ym.max(1).mean():.2f}", xm))
     xc, _ = A.cutmix(x, y_onehot, rng, alpha=1.0)
     rows.append(("cutmix", xc))
-    ten = A.tta_views(x, "tencrop", crop=40)
+    ten = tta.tta_views(x, "tencrop", crop=40)
     rows.append(("TTA tencrop\n(top-left)", ten[0]))
     rows.append(("TTA tencrop\n(centre, flip)", ten[9]))
     return rows

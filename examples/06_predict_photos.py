@@ -18,6 +18,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from minifer.fer.tta import TTA_MODES  # noqa: E402
+
 DEFAULT_WEIGHTS = ROOT / "weights" / "minivgg_fer.npz"
 
 
@@ -29,7 +32,7 @@ def main(argv=None):
     p.add_argument("--top-k", type=int, default=3, help="show the K most probable emotions per face")
     p.add_argument("--annotate", metavar="DIR", help="write annotated copies of the photos here")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--tta", choices=["none", "flip", "tencrop"], default="none")
+    p.add_argument("--tta", choices=TTA_MODES, default="none")
     p.add_argument("--quick", action="store_true", help="the sample images only; exit 0 without weights")
     args = p.parse_args(argv)
 

@@ -6,7 +6,7 @@
 
 Every frame: OpenCV finds the faces, each face is classified, and a tracker gives each face a stable
 id and smooths its probabilities over frames (--smooth: the weight of the newest frame). See
-minifer/video.py. --quick builds a short clip from examples/images/astronaut.jpg (a slow pan and
+minifer/fer/video.py. --quick builds a short clip from examples/images/astronaut.jpg (a slow pan and
 zoom), runs on it and prints the per-frame rows; it needs no camera and no display. Needs trained
 weights (--weights, default weights/minivgg_fer.npz); without them the script says so and exits
 (status 0 with --quick).

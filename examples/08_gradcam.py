@@ -28,23 +28,26 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from minifer import zoo  # noqa: E402
+from minifer.fer.classes import CLASSES, gray_preprocess  # noqa: E402
 from minifer.fer.explain import default_cam_layer, grad_cam, overlay, saliency  # noqa: E402
+from minifer.fer.faces import FaceFinder  # noqa: E402
 from minifer.fer.images import load_image, to_gray_array  # noqa: E402
-from minifer.predict import FaceFinder, Predictor, UsageError  # noqa: E402
+from minifer.fer.predictor import Predictor, PredictorError  # noqa: E402
 
 DEFAULT_WEIGHTS = ROOT / "weights" / "minivgg_fer.npz"
 DEFAULT_IMAGE = ROOT / "examples" / "images" / "astronaut.jpg"
 
 
 def load_predictor(weights, quick):
+    """``(Predictor, trained)``: the weights file's model, or with ``quick`` and no file an untrained one."""
     if Path(weights).is_file():
         return Predictor.load(weights), True
     if not quick:
-        raise UsageError(f"no trained weights at {weights}: train first (python examples/05_train_fer.py "
+        raise PredictorError(f"no trained weights at {weights}: train first (python examples/05_train_fer.py "
                          f"--install) or pass --weights FILE")
     print(f"no trained weights at {weights}: explaining an UNTRAINED minivgg (--quick demo only)")
-    model = zoo.minivgg()
-    model.meta["preprocess"] = {"color": "gray", "scale": 1 / 255, "mean": [0.5], "std": [0.25]}
+    model = zoo.minivgg(classes=CLASSES)
+    model.meta["preprocess"] = gray_preprocess(0.5, 0.25)
     return Predictor(model.eval()), False
 
 
@@ -87,7 +90,7 @@ def main(argv=None):
 
     try:
         predictor, trained = load_predictor(args.weights, args.quick)
-    except UsageError as e:
+    except PredictorError as e:
         print(e)
         return 1
     classes = predictor.classes

@@ -109,11 +109,10 @@ def sample_faces(data_path):
 
 def gradcam_figure(model, faces, labels, path):
     """Rows: the face, Grad-CAM of the predicted class over it, input-gradient saliency."""
-    from minifer.fer.data import to_model_input
+    from minifer.fer.classes import model_input
     from minifer.fer.explain import grad_cam, overlay, saliency
-    pre = model.meta["preprocess"]
     classes = model.meta["classes"]
-    x = to_model_input(faces, pre["mean"][0], pre["std"][0])
+    x = model_input(faces, model.meta)                       # the model's own preprocessing
     probs = model.predict_proba(x)
     pred = probs.argmax(1)
     cam = grad_cam(model, x, target=pred)

@@ -31,6 +31,40 @@ def torch_figures(args):
         return None
 
 
+def print_comparison(ms, ts, args):
+    """The rounds' training ratios and the best-of-rounds table (minifer, and PyTorch when measured)."""
+    m, t = timing.best_round(ms), (timing.best_round(ts) if ts else None)
+    if t:
+        print("training images/s by round (minifer / torch = ratio): " + ", ".join(
+            f"{a['train_ips']:.0f} / {b['train_ips']:.0f} = {a['train_ips'] / b['train_ips']:.2f}x"
+            for a, b in zip(ms, ts)))
+    print(f"best of {len(ms)} rounds:")
+    rows = [("training (batch %d), images/s" % args.train_batch, "train_ips", True),
+            ("inference (batch %d), images/s" % args.infer_batch, "infer_ips", True),
+            ("latency (batch 1), ms", "latency_ms", False)]
+    head = f"{'':<34}{'minifer':>10}" + (f"{'torch ' + t['version'].split('+')[0]:>14}{'ratio':>8}" if t else "")
+    print(head)
+    for label, key, higher in rows:
+        line = f"{label:<34}{m[key]:>10.1f}"
+        if t:
+            ratio = m[key] / t[key] if higher else t[key] / m[key]
+            line += f"{t[key]:>14.1f}{ratio:>7.2f}x"
+        print(line)
+    if t:
+        print("(ratio > 1: minifer faster)")
+
+
+def print_split(split, batch):
+    """The per-layer forward/backward table of :func:`minifer.timing.layer_split`."""
+    total = sum(f + b for _, _, f, b in split)
+    print(f"\nper-layer split of one training step (batch {batch}), ms:")
+    print(f"{'layer':<14}{'type':<14}{'forward':>9}{'backward':>10}{'share':>8}")
+    for name, typ, f, b in split:
+        print(f"{name:<14}{typ:<14}{f * 1e3:>9.2f}{b * 1e3:>10.2f}{100 * (f + b) / total:>7.1f}%")
+    print(f"{'total':<28}{sum(f for _, _, f, _ in split) * 1e3:>9.1f}"
+          f"{sum(b for _, _, _, b in split) * 1e3:>10.1f}")
+
+
 def main(argv=None):
     """Command-line entry point; returns the exit code."""
     p = argparse.ArgumentParser(prog="python -m minifer.bench", description=__doc__.split("\n")[0])
@@ -55,34 +89,9 @@ def main(argv=None):
         t = None if args.no_torch else torch_figures(args)
         if t:
             ts.append(t)
-    m, t = timing.best_round(ms), (timing.best_round(ts) if ts else None)
-    if t:
-        print("training images/s by round (minifer / torch = ratio): " + ", ".join(
-            f"{a['train_ips']:.0f} / {b['train_ips']:.0f} = {a['train_ips'] / b['train_ips']:.2f}x"
-            for a, b in zip(ms, ts)))
-    print(f"best of {len(ms)} rounds:")
-    rows = [("training (batch %d), images/s" % args.train_batch, "train_ips", True),
-            ("inference (batch %d), images/s" % args.infer_batch, "infer_ips", True),
-            ("latency (batch 1), ms", "latency_ms", False)]
-    head = f"{'':<34}{'minifer':>10}" + (f"{'torch ' + t['version'].split('+')[0]:>14}{'ratio':>8}" if t else "")
-    print(head)
-    for label, key, higher in rows:
-        line = f"{label:<34}{m[key]:>10.1f}"
-        if t:
-            ratio = m[key] / t[key] if higher else t[key] / m[key]
-            line += f"{t[key]:>14.1f}{ratio:>7.2f}x"
-        print(line)
-    if t:
-        print("(ratio > 1: minifer faster)")
+    print_comparison(ms, ts, args)
     if not args.no_split:
-        m["split"] = timing.layer_split(zoo.minivgg(), args.train_batch)
-        total = sum(f + b for _, _, f, b in m["split"])
-        print(f"\nper-layer split of one training step (batch {args.train_batch}), ms:")
-        print(f"{'layer':<14}{'type':<14}{'forward':>9}{'backward':>10}{'share':>8}")
-        for name, typ, f, b in m["split"]:
-            print(f"{name:<14}{typ:<14}{f * 1e3:>9.2f}{b * 1e3:>10.2f}{100 * (f + b) / total:>7.1f}%")
-        print(f"{'total':<28}{sum(f for _, _, f, _ in m['split']) * 1e3:>9.1f}"
-              f"{sum(b for _, _, _, b in m['split']) * 1e3:>10.1f}")
+        print_split(timing.layer_split(zoo.minivgg(), args.train_batch), args.train_batch)
     return 0
 
 

@@ -257,6 +257,7 @@ def _check_args(args):
 
 def main(argv=None):
     """Run the command line; returns the exit status."""
+    backend.set_cpu_policy()  # passive OpenMP waits: the model's kernels leave the cores to BLAS
     quiet_opencv()  # before OpenCV is first imported: its warnings would break the one-line rule
     msgs = Messages(PROG)
     try:
@@ -268,9 +269,7 @@ def main(argv=None):
         _check_args(args)
         predictor = Predictor.load(resolve_weights(args.weights), tta=args.tta)
         backend.set_blas_threads(1)  # small batches; leaves the cores to the face detector
-        if args.video is not None:
-            return run_video(args, predictor, msgs)
-        return run_images(args, predictor, msgs)
+        return (run_video if args.video is not None else run_images)(args, predictor, msgs)
     except (UsageError, PredictorError, DetectorError) as e:
         msgs.error(e)
         return EXIT_USAGE

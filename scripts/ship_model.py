@@ -23,10 +23,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from minifer.fer import data  # noqa: E402
-from minifer.evaluate import evaluate  # noqa: E402
+from minifer.fer.evaluation import evaluate  # noqa: E402
 from minifer.fer.metrics import plot_confusion  # noqa: E402
+from minifer.fer.training import plot_curves  # noqa: E402
+from minifer.fer.tta import TTA_MODES  # noqa: E402
 from minifer.model import load_model  # noqa: E402
-from minifer.train import plot_curves  # noqa: E402
 
 
 def stages(run):
@@ -42,6 +43,7 @@ def stages(run):
 
 
 def train_command(args):
+    """The ``python -m minifer.train`` command line that made a stage."""
     keys = ("data", "model", "init", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule",
             "warmup", "label_smoothing", "augment", "seed", "out")
     return "python -m minifer.train " + " ".join(
@@ -49,6 +51,7 @@ def train_command(args):
 
 
 def main():
+    """Ship, evaluate, draw and print (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("run")
     p.add_argument("--data", required=True)
@@ -72,7 +75,7 @@ def main():
     if a.limit:
         x, y = x[:a.limit], y[:a.limit]
     results = {}
-    for tta in ("none", "flip", "tencrop"):
+    for tta in TTA_MODES:
         r = evaluate(shipped, x, y, tta)
         results[tta] = r
         print(f"tta={tta:<8} accuracy {r['accuracy'] * 100:.2f}%  macro-F1 {r['macro_f1'] * 100:.2f}%  "

@@ -19,7 +19,7 @@ TIERS = [
     ("layers",),
     ("model", "io", "optim", "schedules", "gradcheck", "zoo", "averaging", "formats", "timing"),
     ("fer",),
-    ("predict", "video", "train", "evaluate", "convert", "bench"),
+    ("predict", "train", "evaluate", "convert", "bench"),
 ]
 COMMAND_LINES = set(TIERS[-1])
 

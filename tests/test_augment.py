@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from minifer.fer import augment as A
+from minifer.fer import tta as T
 
 P = functools.partial
 
@@ -251,28 +252,28 @@ def _timed(f, x, rng):
 
 # ----------------------------------------------------------------------------- TTA
 def test_tta_views(batch):
-    v = A.tta_views(batch, "flip")
+    v = T.tta_views(batch, "flip")
     assert len(v) == 2
     np.testing.assert_array_equal(v[0], batch)
     np.testing.assert_array_equal(v[1], batch[:, :, ::-1])
-    assert len(A.tta_views(batch, "none")) == 1
-    ten = A.tta_views(batch, "tencrop", crop=44)
+    assert len(T.tta_views(batch, "none")) == 1
+    ten = T.tta_views(batch, "tencrop", crop=44)
     assert len(ten) == 10
     for view in ten:
         assert view.shape == batch.shape and view.dtype == np.float32
     np.testing.assert_array_equal(ten[1], A.hflip(ten[0]))
     # a full-size "crop" is the identity
-    full = A.tta_views(batch, "tencrop", crop=48)
+    full = T.tta_views(batch, "tencrop", crop=48)
     np.testing.assert_array_equal(full[0], batch)
     np.testing.assert_array_equal(full[8], batch)
     with pytest.raises(ValueError, match="tencrop"):
-        A.tta_views(batch, "fivecrop")
+        T.tta_views(batch, "fivecrop")
 
 
-@pytest.mark.parametrize("mode", A.TTA_MODES)
+@pytest.mark.parametrize("mode", T.TTA_MODES)
 def test_tta_predict_constant_and_average(batch, mode):
     const = np.array([0.1, 0.2, 0.7], np.float32)
-    p = A.tta_predict(lambda v: np.tile(const, (len(v), 1)), batch, mode=mode, batch_size=3)
+    p = T.tta_predict(lambda v: np.tile(const, (len(v), 1)), batch, mode=mode, batch_size=3)
     assert p.shape == (8, 3) and p.dtype == np.float32
     np.testing.assert_allclose(p, np.tile(const, (8, 1)), atol=1e-7)
 
@@ -283,8 +284,8 @@ def test_tta_predict_constant_and_average(batch, mode):
         m = v.mean(axis=(1, 2, 3))
         return np.stack([m, 1 - m], axis=1)
 
-    q = A.tta_predict(brightness, batch, mode=mode, batch_size=5)
-    views = A.tta_views(batch, mode)
+    q = T.tta_predict(brightness, batch, mode=mode, batch_size=5)
+    views = T.tta_views(batch, mode)
     expect = np.mean([brightness(v) for v in views], axis=0)
     np.testing.assert_allclose(q, expect, atol=1e-6)
     assert max(calls) <= 8

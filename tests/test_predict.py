@@ -53,6 +53,8 @@ def error_lines(stderr):
 
 def save_weights(path, **kw):
     import minifer as mf
+    if kw.get("num_classes", len(CLASSES)) == len(CLASSES):
+        kw.setdefault("classes", list(CLASSES))
     m = mf.zoo.minivgg(seed=0, **kw)
     m.meta["preprocess"] = dict(PREPROCESS)
     m.save(path)
@@ -213,7 +215,8 @@ def test_usage_errors_are_one_line(weights, capsys):
 def test_detection_defaults_for_photos_and_video():
     """Photos: detect at 640 px, step 1.1; video: 320 px, step 1.2 (the 33 ms
     frame budget, benchmarks/realtime.py); explicit options win."""
-    from minifer.predict import IMAGE_DETECT, VIDEO_DETECT, _check_args, build_parser
+    from minifer.fer.faces import IMAGE_DETECT, VIDEO_DETECT
+    from minifer.predict import _check_args, build_parser
     for argv, want in (([str(ASTRONAUT)], IMAGE_DETECT), (["--video", "0"], VIDEO_DETECT),
                        (["--video", "0", "--detect-size", "480", "--scale-factor", "1.05"],
                         (480, 1.05))):
@@ -223,14 +226,14 @@ def test_detection_defaults_for_photos_and_video():
 
 
 def test_default_weights_missing_is_usage_error(monkeypatch, tmp_path):
-    from minifer import predict
-    monkeypatch.setattr(predict, "default_weights_paths", lambda: [tmp_path / "nope.npz"])
-    with pytest.raises(predict.UsageError, match="no default weights"):
-        predict.resolve_weights(None)
+    from minifer.fer import predictor
+    monkeypatch.setattr(predictor, "default_weights_paths", lambda: [tmp_path / "nope.npz"])
+    with pytest.raises(predictor.PredictorError, match="no default weights"):
+        predictor.resolve_weights(None)
 
 
 def test_expand_inputs_mirrors_and_dedups(tmp_path):
-    from minifer.predict import expand_inputs
+    from minifer.fer.photos import expand_inputs
     (tmp_path / "a" / "sub").mkdir(parents=True)
     (tmp_path / "b").mkdir()
     for p in ("a/x.jpg", "a/sub/y.gif", "b/x.jpg"):

@@ -14,11 +14,12 @@ Three sources are understood (chosen from ``path``):
 * **csv** -- the original Kaggle ``fer2013.csv`` with header
   ``emotion,pixels,Usage``; ``pixels`` holds 2304 space separated ints.
   Parsing is vectorised (about 2 s for all 35,887 rows) and the decoded arrays
-  are cached in ``$MINIFER_CACHE`` (default ``~/.cache/minifer``), so the next
-  load is a plain ``np.load``.
+  are cached in :func:`minifer.formats.default_cache_dir` (``$MINIFER_CACHE``,
+  default ``~/.cache/minifer``), so the next load is a plain ``np.load``.
 * **image folders** -- ``ROOT/train/<emotion>/*.png|jpg``, ``ROOT/test/...``
-  (or ``ROOT/<emotion>/...`` for a single split). Images are decoded with
-  Pillow, converted to grey and resized to 48x48 if needed. Also cached.
+  (or ``ROOT/<emotion>/...`` for a single split). Images are decoded by
+  :func:`minifer.fer.images.load_image`, converted to grey and resized to
+  48x48 if needed. Also cached.
 * **npz** -- keys ``x_<split>``, ``y_<split>`` (e.g. ``x_train``, ``x_val``)
   and optionally ``classes``, as in ``shared/data/fer2013/fer2013_train_val.npz``.
 
@@ -30,8 +31,9 @@ with only ``train/`` and ``test/``, ``PublicTest`` also falls back to ``test/``)
 
 Class imbalance helpers (FER2013 has 436 ``disgust`` vs 7215 ``happy`` train
 faces): :func:`class_counts`, :func:`class_weights`,
-:func:`balanced_sampler_indices`. :func:`to_model_input` turns uint8 faces
-into the float32 NHWC batches the model eats.
+:func:`balanced_sampler_indices`. The class names and the face size come from
+:mod:`minifer.fer.classes`; so does the normalisation the model eats
+(:func:`minifer.fer.classes.model_input`, which :func:`to_model_input` wraps).
 """
 import hashlib
 import os
@@ -40,12 +42,14 @@ import zipfile
 
 import numpy as np
 
-CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-NUM_CLASSES = len(CLASSES)
-SIZE = 48
+from ..formats import default_cache_dir
+from ..io import atomic_write
+from .classes import CLASSES, FACE_SIZE, NUM_CLASSES, gray_preprocess, model_input
+from .images import IMAGE_EXTENSIONS, ImageError, load_image, to_gray_array
+
+SIZE = FACE_SIZE
 NPIX = SIZE * SIZE  # 2304 pixels per face
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".tif", ".tiff", ".webp")
 _CACHE_VERSION = "1"
 _CSV_CHUNK = 128  # rows parsed per vectorised step (keeps temporaries small)
 
@@ -118,19 +122,13 @@ def load_fer(path, split=None, cache=True):
 # ----------------------------------------------------------------------------
 # cache
 # ----------------------------------------------------------------------------
-def cache_dir():
-    """The cache folder: ``$MINIFER_CACHE`` or ``~/.cache/minifer``."""
-    env = os.environ.get("MINIFER_CACHE")
-    return env if env else os.path.join(os.path.expanduser("~"), ".cache", "minifer")
-
-
 def _cache_path(kind, path, fingerprint, split):
     """Cache file for ``path``; ``fingerprint`` changes when the source does."""
     ident = "|".join([_CACHE_VERSION, kind, os.path.abspath(path), fingerprint,
                       "all" if split is None else canonical_split(split)])
     digest = hashlib.sha256(ident.encode()).hexdigest()[:20]
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", os.path.basename(os.path.normpath(path)))[:40]
-    return os.path.join(cache_dir(), f"fer-{stem}-{digest}.npz")
+    return os.path.join(default_cache_dir(), f"fer-{stem}-{digest}.npz")
 
 
 def _cache_load(cpath):
@@ -148,7 +146,6 @@ def _cache_load(cpath):
 
 def _cache_save(cpath, x, y):
     """Write atomically (:func:`minifer.io.atomic_write`); failures only warn."""
-    from ..io import atomic_write
     try:
         atomic_write(cpath, lambda f: np.savez(f, x=x, y=y), suffix=".npz")
     except OSError as e:  # read-only home, full disk: loading still works
@@ -404,7 +401,7 @@ def _list_images(folder, prefix):
         cdir = os.path.join(folder, cname)
         for e in os.scandir(cdir):
             if e.is_file() and not e.name.startswith(".") \
-                    and e.name.lower().endswith(IMAGE_EXTS):
+                    and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS:
                 items.append((e.name, label, e.path))
     if prefix and any(n.startswith(prefix) for n, _, _ in items):
         items = [it for it in items if it[0].startswith(prefix)]
@@ -413,18 +410,19 @@ def _list_images(folder, prefix):
 
 
 def _read_image(path):
-    """One image -> uint8 ``(48, 48)`` grey (Pillow; bilinear resize if needed)."""
-    from PIL import Image, UnidentifiedImageError
-    bilinear = getattr(Image, "Resampling", Image).BILINEAR  # Pillow < 9.1: no enum
+    """One image -> uint8 ``(48, 48)`` grey (:func:`minifer.fer.images.load_image`;
+    bilinear resize if needed)."""
     try:
-        with Image.open(path) as im:
-            im = im.convert("L")
-            if im.size != (SIZE, SIZE):
-                im = im.resize((SIZE, SIZE), bilinear)
-            return np.asarray(im, dtype=np.uint8)
-    except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as e:
-        reason = (str(e).splitlines() or [""])[0]
-        raise DataError(f"{path}: unreadable image ({type(e).__name__}: {reason})") from None
+        gray = to_gray_array(load_image(path))
+    except ImageError as e:
+        reason = str(e)
+        if reason.startswith(f"{path}: "):
+            reason = reason[len(f"{path}: "):]
+        raise DataError(f"{path}: unreadable image ({reason})") from None
+    if gray.shape != (SIZE, SIZE):
+        from PIL import Image
+        gray = np.asarray(Image.fromarray(gray).resize((SIZE, SIZE), Image.Resampling.BILINEAR))
+    return gray
 
 
 def _load_folder(root, split, cache):
@@ -597,17 +595,8 @@ def to_model_input(x_uint8, mean, std):
     """uint8 faces -> float32 NHWC model input ``(x / 255 - mean) / std``.
 
     ``x_uint8``: ``(N, H, W)`` or ``(N, H, W, 1)`` (a single ``(H, W)`` face
-    becomes ``N = 1``). Returns float32 ``(N, H, W, 1)``.
+    becomes ``N = 1``). Returns float32 ``(N, H, W, 1)``. The same as
+    :func:`minifer.fer.classes.model_input` for a model whose metadata holds
+    ``gray_preprocess(mean, std)``; with a model at hand, call that instead.
     """
-    x = np.asarray(x_uint8)
-    if x.ndim == 2:
-        x = x[None]
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.ndim != 4:
-        raise ValueError(f"to_model_input: expected (N, H, W) or (N, H, W, 1), got {x.shape}")
-    out = x.astype(np.float32)
-    out *= np.float32(1.0 / 255.0)
-    out -= np.float32(mean)
-    out /= np.float32(std)
-    return out
+    return model_input(x_uint8, {"preprocess": gray_preprocess(mean, std)})

@@ -15,18 +15,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-# Refuse images above this many pixels (Pillow warns above it and errors above
-# twice it; we turn both into ImageError). 60 MP fits ordinary camera photos.
+from ..io import atomic_write
+
+# Refuse images above this many pixels, checked from the header before decoding
+# (Pillow's own, process-wide limit is left alone; its warning and error become
+# ImageError too). 60 MP fits ordinary camera photos.
 MAX_IMAGE_PIXELS = 60_000_000
-Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
 # Extensions picked up when a folder is expanded (lower case, with the dot).
 IMAGE_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".dib", ".gif",
     ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".pnm",
 })
-
-_GRAY_MODES = {"1", "L", "LA", "La", "I", "F"}
 
 
 class ImageError(ValueError):
@@ -230,5 +230,4 @@ def save_image_atomic(img, path, **save_kwargs):
         raise ImageError(f"{p}: unknown image file extension {ext!r}")
     if fmt == "JPEG" and img.mode not in ("L", "RGB", "CMYK"):
         img = _as_normalized(img)
-    from ..io import atomic_write
     atomic_write(p, lambda f: img.save(f, format=fmt, **save_kwargs), suffix=ext)

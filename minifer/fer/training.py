@@ -56,7 +56,7 @@ class TrainOptions:
     train_split: str = "train"
     val_split: str = "val"
     model: str = "minivgg"        # a zoo.MODELS name
-    init: str = None              # weights .npz: a minifer model (warm start) or converted VGG16
+    init: str | None = None       # weights .npz: a minifer model (warm start) or converted VGG16
     freeze_blocks: int = 0        # with a VGG16 init: freeze conv blocks 1..N
     base_lr_scale: float = 1.0    # with a VGG16 init: lr factor of the conv blocks
     epochs: int = 20
@@ -81,7 +81,7 @@ class TrainOptions:
     stop_after: int = 0           # stop after this many steps of this run (testing resume)
     out: str = "runs/train"
     resume: bool = False          # continue from OUT/checkpoint.npz
-    device: str = None            # "cpu" or "gpu"
+    device: str | None = None     # "cpu" or "gpu"
     quiet: bool = False           # no progress bar
 
     @classmethod
@@ -234,7 +234,7 @@ class Trainer:
                                              steps_per_epoch=self.steps_per_epoch)
         cw = data.class_weights(self.y_tr, opts.class_weights) if opts.class_weights else None
         self.loss_fn = SoftmaxCrossEntropy(opts.label_smoothing, cw)
-        self.augment = augment.make_train_augment(opts.augment)
+        self.augment_fn = augment.make_train_augment(opts.augment)
         self.ckpt = Checkpoint(os.path.join(opts.out, "checkpoint.npz"))
         self.state = {"epoch": 0, "step": 0, "global_step": 0, "rng": None, "history": [], "best_acc": -1.0,
                       "args": asdict(opts), "mean": mean, "std": std, "wall": 0.0, "run": {}}
@@ -336,7 +336,7 @@ class Trainer:
         """One optimizer step on uint8 faces ``x_uint8`` (B,H,W) and labels ``y`` -> (loss, correct)."""
         opts = self.opts
         scale, mean, std = normalization(self.model.meta)
-        xb = self.augment((x_uint8.astype(np.float32) * scale)[..., None], rng)
+        xb = self.augment_fn((x_uint8.astype(np.float32) * scale)[..., None], rng)
         xb = (xb - mean) / std
         yb = y.astype(np.int64)
         target = yb
