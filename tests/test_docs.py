@@ -75,12 +75,22 @@ def test_relative_links_resolve(md):
 
 
 # ---- api.md names every public name ---------------------------------------------------
-def library_modules():
-    """Every library module of the package (command lines excluded), as docs/make_api.py finds them."""
+def _make_api():
     spec = importlib.util.spec_from_file_location("make_api", DOCS / "make_api.py")
     make_api = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make_api)
-    return [name for name, _ in make_api.module_files()]
+    return make_api
+
+
+def library_modules():
+    """Every library module of the package (command lines excluded), as docs/make_api.py finds them."""
+    return [name for name, _ in _make_api().module_files()]
+
+
+def test_api_reference_is_up_to_date_and_every_public_name_has_a_docstring():
+    """make_api.py stops on a public function or class without a docstring."""
+    text = _make_api().render()
+    assert (DOCS / "api.md").read_text(encoding="utf-8") == text, "python docs/make_api.py rebuilds docs/api.md"
 
 
 def public_names(modname):
