@@ -125,7 +125,7 @@ def keep_freed_memory():
     return True
 
 
-def set_cpu_policy(blas_threads=None):
+def set_cpu_policy():
     """The process-wide settings minifer's CPU speed figures are measured with.
 
     * OpenMP threads (Numba's kernels) wait passively between kernels
@@ -135,14 +135,13 @@ def set_cpu_policy(blas_threads=None):
       passive. It takes effect only if called before the first parallel kernel
       runs (OpenMP reads it once, when it starts).
     * glibc keeps freed memory (:func:`keep_freed_memory`).
-    * ``blas_threads``: if given, OpenBLAS's thread count (:func:`set_blas_threads`).
+
+    OpenBLAS's thread count is a separate choice (:func:`set_blas_threads`).
 
     The command lines call it first thing in ``main()``; library code never does.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     keep_freed_memory()
-    if blas_threads is not None:
-        set_blas_threads(blas_threads)
 
 
 if os.environ.get("MINIFER_DEVICE", "cpu").lower() not in ("", "cpu"):

@@ -24,22 +24,44 @@ class WeightsError(ValueError):
     """A weights file is missing, corrupt, truncated or does not fit."""
 
 
-def atomic_write(path, write_fn, suffix=""):
-    """Call ``write_fn(file_object)`` on a temp file, then rename it to ``path``."""
+def temp_file_for(path, suffix=""):
+    """A new, empty temporary file next to ``path`` -> its name.
+
+    It has the mode ``path`` will keep: the replaced file's, else the usual
+    ``0666 & ~umask`` (``mkstemp`` alone would make it 0600). Put it in place
+    with :func:`commit`, or delete it.
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
+    os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
+    os.chmod(tmp, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o666 & ~umask)
+    return tmp
+
+
+def commit(tmp, path):
+    """Flush ``tmp`` to disk and rename it over ``path`` (atomic on one file system)."""
+    fd = os.open(tmp, os.O_RDONLY)
     try:
-        # mkstemp makes 0600: keep the replaced file's mode, else the usual 0666 & ~umask
-        os.chmod(tmp, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, os.fspath(path))
+
+
+def atomic_write(path, write_fn, suffix=""):
+    """Call ``write_fn(file_object)`` on a temp file, then rename it to ``path``.
+
+    ``path`` is either left as it was or replaced whole, never half written.
+    """
+    tmp = temp_file_for(path, suffix)
+    try:
+        with open(tmp, "wb") as f:
             write_fn(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        commit(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

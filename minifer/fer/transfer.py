@@ -253,14 +253,11 @@ def _fold_first_conv(model, plan, src_pre, mean, std):
 def _check_shapes(plan, source):
     """Every array must have the shape of the model's parameter or buffer."""
     for layer, params, buffers in plan:
-        for k, a in params.items():
-            want = tuple(layer.params[k].shape)
-            if a.shape != want:
-                raise WeightsError(f"{source}: {layer.name}/{k} has shape {a.shape}, model wants {want}")
-        for k, a in buffers.items():
-            want = tuple(layer.buffers[k].shape)
-            if a.shape != want:
-                raise WeightsError(f"{source}: {layer.name}/{k} has shape {a.shape}, model wants {want}")
+        for arrays, current in ((params, layer.params), (buffers, layer.buffers)):
+            for k, a in arrays.items():
+                want = tuple(current[k].shape)
+                if a.shape != want:
+                    raise WeightsError(f"{source}: {layer.name}/{k} has shape {a.shape}, model wants {want}")
 
 
 def _write(plan):

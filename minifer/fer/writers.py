@@ -4,17 +4,15 @@ output file and the annotated video, both written atomically; one-line messages 
 A photo result is a dict ``{"file", "status", "whole", "faces", "error"}`` whose
 faces are ``{"face", "box", "probs"}``; a video frame is ``[(track_id, box, probs)]``.
 Files appear complete or not at all: text goes through :func:`write_output`,
-video through :class:`AtomicVideoWriter`, both on :func:`minifer.io.atomic_write`.
+video through :class:`AtomicVideoWriter`, both through :mod:`minifer.io`.
 """
 import csv
 import io
 import json
 import os
-import shutil
 import sys
-import tempfile
 
-from ..io import atomic_write
+from ..io import atomic_write, commit, temp_file_for
 from .predictor import top_labels
 
 DEFAULT_FPS = 25.0  # written video rate when the source does not report one
@@ -227,32 +225,25 @@ class RowWriter:
 
 
 class AtomicVideoWriter:
-    """An ``mp4v`` video written by OpenCV, put in place by :meth:`close`.
-
-    OpenCV writes by file name, so the frames go to a hidden temporary folder
-    next to ``path``; :meth:`close` moves the finished file into place with
-    :func:`minifer.io.atomic_write` and :meth:`discard` drops it. The writer
-    opens on the first frame, when the frame size is known.
+    """An ``mp4v`` video written by OpenCV into a temporary file that :meth:`close`
+    renames over ``path`` (:func:`minifer.io.commit`) and :meth:`discard` deletes.
+    The writer opens on the first frame, when the frame size is known.
     """
 
     def __init__(self, path, fps):
         self.path = os.fspath(path)
         self.fps = fps if fps > 0 else DEFAULT_FPS
         self._w = None
-        self._dir = None
+        self._tmp = None
         self.frames = 0
 
     def write(self, frame):
         """Append one BGR frame (``OSError`` if OpenCV cannot write this format)."""
         import cv2
         if self._w is None:
-            folder = os.path.dirname(os.path.abspath(self.path))
-            os.makedirs(folder, exist_ok=True)
-            self._dir = tempfile.mkdtemp(dir=folder, prefix=".tmp-")
-            tmp = os.path.join(self._dir, "video" + os.path.splitext(self.path)[1])
+            self._tmp = temp_file_for(self.path, suffix=os.path.splitext(self.path)[1])
             h, w = frame.shape[:2]
-            self._w = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
-            self._tmp = tmp
+            self._w = cv2.VideoWriter(self._tmp, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
             if not self._w.isOpened():
                 self.discard()
                 raise OSError("OpenCV cannot write this video format")
@@ -266,9 +257,8 @@ class AtomicVideoWriter:
         self._w.release()
         self._w = None
         try:
-            with open(self._tmp, "rb") as src:
-                atomic_write(self.path, lambda f: shutil.copyfileobj(src, f, 1 << 20),
-                             suffix=os.path.splitext(self.path)[1])
+            commit(self._tmp, self.path)
+            self._tmp = None
         finally:
             self.discard()
         return True
@@ -278,6 +268,6 @@ class AtomicVideoWriter:
         if self._w is not None:
             self._w.release()
             self._w = None
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+        if self._tmp is not None and os.path.exists(self._tmp):
+            os.unlink(self._tmp)
+        self._tmp = None

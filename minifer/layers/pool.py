@@ -14,7 +14,6 @@ pass parallel over images); average pooling is a sum of the k*k strided
 views of the input, which NumPy and CuPy do well as they are.
 """
 from .. import backend, ops
-from ..ops.reference import _taps
 from .base import Layer
 
 
@@ -59,7 +58,7 @@ class AvgPool2d(Layer):
 
     def forward(self, x):
         self.cache = x.shape
-        taps = _taps(x, self.k, self.s)
+        taps = ops.window_taps(x, self.k, self.s)
         out = taps[0].copy()
         for t in taps[1:]:
             out += t
@@ -69,7 +68,7 @@ class AvgPool2d(Layer):
         xp = backend.get_array_module(dout)
         dx = xp.zeros(self.cache, dout.dtype)
         g = dout * (1.0 / (self.k * self.k))
-        for view in _taps(dx, self.k, self.s):
+        for view in ops.window_taps(dx, self.k, self.s):
             view += g
         return dx
 

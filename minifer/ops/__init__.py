@@ -12,9 +12,9 @@ The functions below pick the implementation for the active device
 (``minifer.backend.DEVICE``); layers call only these.
 """
 from .. import backend
-from .reference import out_size
+from .reference import out_size, window_taps  # device-generic: the same on NumPy and CuPy
 
-__all__ = ["out_size", "batch_chunks", "im2col", "col2im", "maxpool_forward", "maxpool_backward",
+__all__ = ["out_size", "window_taps", "batch_chunks", "im2col", "col2im", "maxpool_forward", "maxpool_backward",
            "channel_sums", "affine", "bn_input_grad"]
 
 CHUNK_BYTES = 3 << 20   # im2col columns per chunk of images on the CPU

@@ -76,7 +76,7 @@ def col2im(cols, x_shape, kh, kw, stride=1, pad=0):
 
 
 # ---- max-pool ------------------------------------------------------------------------
-def _taps(x, k, s):
+def window_taps(x, k, s):
     """The k*k strided views x[:, p::s, q::s] of shape (N, OH, OW, C), tap t = p*k + q."""
     n, h, w, c = x.shape
     oh, ow = out_size(h, k, s, 0), out_size(w, k, s, 0)
@@ -93,7 +93,7 @@ def _window_origin(xp, oh, ow, w, s):
 def maxpool_forward(x, k, s):
     """x (N,H,W,C) -> out (N,OH,OW,C), arg (N,OH,OW,C) int32: flat h*W+w index of each max."""
     xp = backend.get_array_module(x)
-    taps = xp.stack(_taps(x, k, s))                            # (k*k, N, OH, OW, C)
+    taps = xp.stack(window_taps(x, k, s))                            # (k*k, N, OH, OW, C)
     t = taps.argmax(axis=0).astype(xp.int32)                   # winning tap p*k + q
     out = xp.take_along_axis(taps, t[None], axis=0)[0]
     w = x.shape[2]
@@ -108,7 +108,7 @@ def maxpool_backward(dout, arg, x_shape, k, s):
     rel = arg - _window_origin(xp, dout.shape[1], dout.shape[2], w, s)
     t = (rel // w) * k + rel % w                               # back to the tap index
     dx = xp.zeros(x_shape, dout.dtype)
-    for tap, view in enumerate(_taps(dx, k, s)):
+    for tap, view in enumerate(window_taps(dx, k, s)):
         view += dout * (t == tap)                              # views write into dx
     return dx
 
