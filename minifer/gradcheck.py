@@ -15,7 +15,6 @@ import numpy as np
 
 def numeric_grad(f, x, h=1e-5):
     """Central-difference gradient of scalar f() with respect to array x (changed in place, restored)."""
-
     g = np.zeros_like(x)
     it = np.nditer(x, flags=["multi_index"])
     for _ in it:

@@ -169,7 +169,6 @@ class Sequential:
 
 def build_from_architecture(arch, name="model"):
     """Rebuild a Sequential from the ``architecture`` list stored in metadata."""
-
     layers = []
     for spec in arch:
         cls = LAYERS.get(spec.get("type"))

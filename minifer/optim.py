@@ -116,7 +116,6 @@ class AdamW(Adam):
 
 def clip_grad_norm(params, max_norm):
     """Scale all gradients so their joint L2 norm is at most ``max_norm``; returns the norm."""
-
     xp = backend.xp
     grads = [p.grad for p in params if p.grad is not None and p.trainable]
     total = math.sqrt(sum(float(xp.sum(g * g)) for g in grads))

@@ -52,10 +52,17 @@ def parse_args(argv=None):
     p.add_argument("--clip", type=float, default=D.clip, help="gradient-norm clip (0: off)")
     p.add_argument("--augment", default=D.augment,
                    help="augmentation preset: " + ", ".join(augment.PRESETS))
+    p.add_argument("--crop", type=int, default=D.crop,
+                   help="train on random CROP x CROP windows of the 48-px faces (e.g. 44); the model then "
+                        "sees the central crop, or ten crops with --tta tencrop (0: whole faces)")
     p.add_argument("--mixup", type=float, default=D.mixup, help="mixup alpha (0: off)")
     p.add_argument("--label-smoothing", type=float, default=D.label_smoothing)
     p.add_argument("--class-weights", type=float, default=D.class_weights,
                    help="inverse-frequency class-weight power (0: off, 0.5: sqrt, 1: balanced)")
+    p.add_argument("--teacher", help="distil from this weights file (a network or an ensemble)")
+    p.add_argument("--distill-temperature", type=float, default=D.distill_temperature)
+    p.add_argument("--distill-weight", type=float, default=D.distill_weight,
+                   help="weight of the teacher's softened probabilities (the labels get 1 - weight)")
     p.add_argument("--balanced", action="store_true", help="resample classes evenly instead of shuffling")
     p.add_argument("--seed", type=int, default=D.seed)
     p.add_argument("--limit", type=int, default=D.limit,

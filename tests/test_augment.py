@@ -289,3 +289,24 @@ def test_tta_predict_constant_and_average(batch, mode):
     expect = np.mean([brightness(v) for v in views], axis=0)
     np.testing.assert_allclose(q, expect, atol=1e-6)
     assert max(calls) <= 8
+
+
+def test_crops_at_the_model_size(batch):
+    from minifer.fer.tta import tta_views
+    rng = np.random.default_rng(3)
+    n, h, w, _ = batch.shape
+    out = A.random_crop_to(batch, rng, 40)
+    assert out.shape == (n, 40, 40, batch.shape[3]) and out.dtype == np.float32
+    for i in range(n):       # every sample is some 40x40 window of its own image
+        assert any(np.array_equal(out[i], batch[i, a:a + 40, b:b + 40])
+                   for a in range(h - 39) for b in range(w - 39))
+    c = A.center_crop(batch, 40)
+    np.testing.assert_array_equal(c, batch[:, (h - 40) // 2:(h - 40) // 2 + 40, (w - 40) // 2:(w - 40) // 2 + 40])
+    assert len(tta_views(batch, "none", size=40)) == 1 and np.array_equal(tta_views(batch, "none", size=40)[0], c)
+    ten = tta_views(batch, "tencrop", size=40)
+    assert len(ten) == 10 and all(v.shape == c.shape for v in ten)
+    np.testing.assert_array_equal(ten[0], batch[:, :40, :40])                 # top-left, then its mirror
+    np.testing.assert_array_equal(ten[1], ten[0][:, :, ::-1])
+    np.testing.assert_array_equal(ten[8], c)                                # the centre
+    with pytest.raises(ValueError, match="size 0"):
+        A.random_crop_to(batch, rng, 0)

@@ -1,4 +1,6 @@
 """Ensembles (one file, averaged softmax) and weight averaging with batch-norm re-estimation."""
+import os
+
 import numpy as np
 import pytest
 
@@ -66,3 +68,55 @@ def test_update_bn_measures_the_statistics_again():
     per_batch_var = [b.reshape(-1, 3).var(axis=0, ddof=1) for b in np.split(h.reshape(12, 4, 4, 3), 3)]
     np.testing.assert_allclose(bn.buffers["running_var"], np.mean(per_batch_var, axis=0), rtol=1e-4)
     assert bn.momentum == 0.1 and not bn.training
+
+
+# ---- the application on an ensemble file ----------------------------------------------
+def emotion_model(seed):
+    from minifer.fer.classes import CLASSES
+    m = zoo.minivgg(seed=seed, classes=CLASSES)
+    m.meta["preprocess"] = dict(PRE)
+    return m.eval()
+
+
+def test_predict_and_evaluate_take_an_ensemble_file(tmp_path):
+    """``predict --weights`` and ``evaluate --weights`` read an ensemble file like one network:
+    the probabilities are the members' mean, and ``--explain`` averages their Grad-CAM maps."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    from PIL import Image
+    from minifer.fer.classes import model_input
+    root = Path(__file__).parents[1]
+    members = [emotion_model(s) for s in (1, 2)]
+    Ensemble(members).save(tmp_path / "ens.npz")
+    face = rng.integers(0, 256, (48, 48), dtype=np.uint8)
+    Image.fromarray(face).save(tmp_path / "face.png")
+    env = dict(os.environ, PYTHONPATH=str(root))
+    r = subprocess.run([sys.executable, "-m", "minifer.predict", "--weights", tmp_path / "ens.npz", "--json",
+                        "--explain", tmp_path / "cams", tmp_path / "face.png"],
+                       cwd=root, env=env, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    probs = np.array(list(json.loads(r.stdout)[0]["faces"][0]["probabilities"].values()))
+    want = np.mean([m.predict_proba(model_input(face, m.meta)) for m in members], axis=0)[0]
+    np.testing.assert_allclose(probs, want, atol=2e-6)
+    assert [p.name for p in (tmp_path / "cams").iterdir()] == ["face_face1_gradcam.png"]
+
+    x = rng.integers(0, 256, (20, 48, 48), dtype=np.uint8)
+    y = rng.integers(0, 7, 20).astype(np.uint8)
+    np.savez(tmp_path / "data.npz", x_val=x, y_val=y)
+    r = subprocess.run([sys.executable, "-m", "minifer.evaluate", "--weights", tmp_path / "ens.npz",
+                        "--data", tmp_path / "data.npz", "--split", "val", "--json"],
+                       cwd=root, env=env, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    pred = Ensemble(members).predict_proba(model_input(x, members[0].meta)).argmax(axis=1)
+    assert json.loads(r.stdout)["accuracy"] == pytest.approx(float((pred == y).mean()))
+
+
+def test_grad_cam_of_an_ensemble_is_the_members_mean():
+    from minifer.fer.explain import grad_cam
+    members = [emotion_model(s) for s in (1, 2)]
+    x = rng.standard_normal((2, 48, 48, 1)).astype(np.float32)
+    target = Ensemble(members).predict_proba(x).argmax(axis=1)
+    want = np.mean([grad_cam(m, x, target=target) for m in members], axis=0)
+    np.testing.assert_allclose(grad_cam(Ensemble(members), x), want, rtol=1e-5, atol=1e-6)

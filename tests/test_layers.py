@@ -122,6 +122,22 @@ def test_softmax_cross_entropy(smoothing, weights, soft):
     assert rel_error(g, num) < TOL
 
 
+@pytest.mark.parametrize("temperature,weight,smoothing", [(4.0, 0.7, 0.0), (3.0, 0.5, 0.1), (1.0, 1.0, 0.0)])
+def test_distillation_loss_gradient_against_soft_targets(temperature, weight, smoothing):
+    from minifer.layers import DistillationLoss, soften
+    z, y = x_(6, 7), rng.integers(0, 7, 6)
+    teacher = rng.random((6, 7))
+    teacher /= teacher.sum(1, keepdims=True)
+    f = DistillationLoss(temperature, weight, smoothing)
+    f(z, y, teacher)
+    g = f.backward()
+    assert rel_error(g, numeric_grad(lambda: f(z, y, teacher), z)) < TOL
+    # the soft part alone is T^2 * cross-entropy against the softened teacher
+    pt = soften(teacher, temperature)
+    want = -(pt * np.log(soften(np.exp(z - z.max(1, keepdims=True)), temperature))).sum(1).mean()
+    assert DistillationLoss(temperature, 1.0)(z, y, teacher) == pytest.approx(temperature ** 2 * want, rel=1e-8)
+
+
 def test_cross_entropy_value_and_stability():
     f = SoftmaxCrossEntropy()
     z = np.array([[1000.0, 0.0, -1000.0]], np.float32)

@@ -109,3 +109,53 @@ def test_evaluate_cli(fer_npz, tmp_path):
     r = subprocess.run([sys.executable, "-m", "minifer.evaluate", "--weights", str(tmp_path / "nope.npz"),
                         "--data", str(fer_npz)], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_distillation_from_a_teacher_file(fer_npz, tmp_path, capsys):
+    """A student learns from a trained teacher (a network, or an ensemble file); the
+    teacher sees the same augmented faces; a teacher for other classes is one line, exit 2."""
+    from minifer.model import Ensemble
+    assert run(fer_npz, tmp_path / "t", "--epochs", "2") == 0
+    teacher = load_model(tmp_path / "t" / "best.npz")
+    Ensemble([teacher, teacher]).save(tmp_path / "ens.npz")
+    for i, path in enumerate([tmp_path / "t" / "best.npz", tmp_path / "ens.npz"]):
+        out = tmp_path / f"s{i}"
+        assert run(fer_npz, out, "--epochs", "1", "--teacher", str(path), "--distill-temperature", "3",
+                   "--distill-weight", "0.7", "--augment", "standard") == 0
+        assert f"distilling from {path}" in capsys.readouterr().out
+        hist = json.loads((out / "history.json").read_text())
+        assert all(np.isfinite(h["train_loss"]) for h in hist)
+        assert load_model(out / "last.npz").meta["training"]["args"]["teacher"] == str(path)
+    other = load_model(tmp_path / "t" / "best.npz")
+    other.meta["classes"] = list("abcdefg")
+    other.save(tmp_path / "other.npz")
+    assert run(fer_npz, tmp_path / "bad", "--epochs", "1", "--teacher", str(tmp_path / "other.npz")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "are not the student's" in err and len(err.splitlines()) == 1
+
+
+def test_random_crop_training_and_its_views(fer_npz, tmp_path):
+    """--crop 40: the model takes 40x40 input; evaluate and predict give it the central crop
+    of each 48-px face plainly, and ten 40-px crops with --tta tencrop."""
+    from PIL import Image
+    from minifer.fer.classes import model_input
+    from minifer.fer.evaluation import evaluate
+    assert run(fer_npz, tmp_path, "--epochs", "2", "--crop", "40", "--augment", "light") == 0
+    m = load_model(tmp_path / "best.npz")
+    assert m.meta["input_shape"] == [40, 40, 1]
+    z = np.load(fer_npz)
+    x, y = z["x_val"], z["y_val"]
+    plain = m.predict_proba(model_input(x, m.meta)[:, 4:44, 4:44])
+    assert evaluate(m, x, y)["accuracy"] == pytest.approx(float((plain.argmax(1) == y).mean()))
+    r = subprocess.run([sys.executable, "-m", "minifer.evaluate", "--weights", str(tmp_path / "best.npz"),
+                        "--data", str(fer_npz), "--tta", "tencrop", "--json"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0 and json.loads(r.stdout)["tta"] == "tencrop", r.stderr
+    Image.fromarray(x[0]).save(tmp_path / "face.png")
+    r = subprocess.run([sys.executable, "-m", "minifer.predict", "--weights", str(tmp_path / "best.npz"),
+                        "--json", "--explain", str(tmp_path / "cams"), str(tmp_path / "face.png")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    probs = list(json.loads(r.stdout)[0]["faces"][0]["probabilities"].values())
+    np.testing.assert_allclose(probs, plain[0], atol=2e-6)
+    assert run(fer_npz, tmp_path / "bad", "--epochs", "1", "--crop", "60") == 2

@@ -231,6 +231,36 @@ def random_crop(x, rng, padding=4, mode="reflect", fill=0.0):
     return out
 
 
+def crop_at(x, top, left, size):
+    """The ``size x size`` window at ``(top[n], left[n])`` of each sample (integer offsets, no resampling)."""
+    x = _batch(x)
+    n, h, w, c = x.shape
+    top, left = np.broadcast_to(top, (n,)), np.broadcast_to(left, (n,))
+    iy = top[:, None] + np.arange(size)                                 # (N, size)
+    ix = left[:, None] + np.arange(size)
+    idx = (np.arange(n) * (h * w))[:, None, None] + iy[:, :, None] * w + ix[:, None, :]
+    return x.reshape(n * h * w, c)[idx]
+
+
+def center_crop(x, size):
+    """The central ``size x size`` window of each sample (the view a crop-trained model sees plainly)."""
+    x = _batch(x)
+    h, w = x.shape[1:3]
+    if not 0 < size <= min(h, w):
+        raise ValueError(f"center_crop: size {size} must be in 1..{min(h, w)}")
+    return np.ascontiguousarray(x[:, (h - size) // 2:(h - size) // 2 + size, (w - size) // 2:(w - size) // 2 + size])
+
+
+def random_crop_to(x, rng, size):
+    """A random ``size x size`` window of each sample, offsets uniform over the image:
+    the training view of a model whose input is smaller than the faces (e.g. 44 of 48 px)."""
+    x = _batch(x)
+    n, h, w, _ = x.shape
+    if not 0 < size <= min(h, w):
+        raise ValueError(f"random_crop_to: size {size} must be in 1..{min(h, w)}")
+    return crop_at(x, rng.integers(0, h - size + 1, n), rng.integers(0, w - size + 1, n), size)
+
+
 def random_resized_crop(x, rng, scale=(0.8, 1.0), ratio=(0.9, 1.1)):
     """Crop a random box and resize it back to ``H x W`` (bilinear).
 

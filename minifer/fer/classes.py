@@ -10,7 +10,6 @@ import numpy as np
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 NUM_CLASSES = len(CLASSES)
 FACE_SIZE = 48                       # FER2013 faces are 48x48 gray
-INPUT_SHAPE = (FACE_SIZE, FACE_SIZE, 1)
 
 
 def gray_preprocess(mean, std):
@@ -31,9 +30,21 @@ def normalization(meta):
     return np.float32(scale), np.float32(mean), np.float32(std)
 
 
+def input_side(meta):
+    """The side of the square gray input a model takes (``meta["input_shape"]``): 48, or
+    less for a model trained on random crops of the 48-px faces; ValueError otherwise."""
+    shape = meta.get("input_shape")
+    if not (isinstance(shape, (list, tuple)) and len(shape) == 3 and shape[0] == shape[1]
+            and shape[2] == 1 and 0 < shape[0] <= FACE_SIZE):
+        raise ValueError(f"input shape {shape}, this tool needs [s, s, 1] with s <= {FACE_SIZE} "
+                         f"({FACE_SIZE}x{FACE_SIZE} gray faces, or crops of them)")
+    return int(shape[0])
+
+
 def model_input(faces, meta):
     """uint8 faces ``(N, H, W)``, ``(N, H, W, 1)`` or one ``(H, W)`` -> float32 ``(N, H, W, 1)``,
-    normalised as the model's metadata says."""
+    normalised as the model's metadata says (at the faces' size: a model with a smaller
+    input sees crops of them, :mod:`minifer.fer.tta`)."""
     scale, mean, std = normalization(meta)
     x = np.asarray(faces)
     if x.ndim == 2:

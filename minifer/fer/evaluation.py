@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from .classes import CLASSES, model_input
+from .classes import CLASSES, input_side, model_input
 from .metrics import report
 from .tta import tta_predict
 
@@ -27,7 +27,8 @@ def evaluate(model, x, y, tta="none", batch_size=256):
     """
     xin = model_input(x, model.meta)
     t = time.perf_counter()
-    probs = tta_predict(lambda v: model.predict_proba(v, batch_size), xin, mode=tta)
+    probs = tta_predict(lambda v: model.predict_proba(v, batch_size), xin, mode=tta,
+                        size=input_side(model.meta))
     dt = time.perf_counter() - t
     r = report(y, probs.argmax(axis=1), model.meta.get("classes", list(CLASSES)))
     loss = -np.log(np.maximum(probs[np.arange(len(y)), y], 1e-12)).mean() if len(y) else 0.0

@@ -31,6 +31,7 @@ import numpy as np
 from .. import backend
 from .augment import resize
 from ..layers import Conv2d, Dense, Flatten, GlobalAvgPool2d, ReLU
+from ..model import Ensemble
 
 _FLAT = (Flatten, GlobalAvgPool2d, Dense)   # spatial maps end at the first of these
 
@@ -127,9 +128,15 @@ def grad_cam(model, x, layer_name=None, target=None):
     """Grad-CAM heat maps in [0, 1]: float32 (N, H, W) at the input's size.
 
     ``layer_name``: the layer whose output (N, h, w, K) is explained (default
-    :func:`default_cam_layer`); ``target`` as in :func:`saliency`.
+    :func:`default_cam_layer`); ``target`` as in :func:`saliency`. For an
+    :class:`minifer.model.Ensemble`, the members' maps for the ensemble's
+    predicted class (or ``target``), averaged.
     """
     x = _as_batch(x)
+    if isinstance(model, Ensemble):
+        if target is None:
+            target = model.predict_proba(backend.to_host(x)).argmax(axis=1)
+        return np.mean([grad_cam(m, x, layer_name, target) for m in model.members], axis=0).astype(np.float32)
     name = layer_name or default_cam_layer(model)
     names = [l.name for l in model.layers]
     if name not in names:

@@ -8,6 +8,7 @@ photo is an :class:`InputError` with a one-line message that names it.
 import os
 from pathlib import Path
 
+from .augment import center_crop
 from .drawing import annotate_image, explanation_pair
 from .explain import grad_cam, overlay
 from .images import ImageError, iter_image_paths, load_image, save_image_atomic, to_gray_array
@@ -122,10 +123,12 @@ def analyze_image(path, finder, predictor, annotate_dest=None, explain_dir=None)
 
 
 def save_explanations(path, crops, predictor, folder):
-    """Write ``<stem>_face<i>_gradcam.png``: each 48x48 face next to its Grad-CAM overlay."""
-    cams = grad_cam(predictor.model, predictor.preprocess(crops))
+    """Write ``<stem>_face<i>_gradcam.png``: each face, as the model sees it, next to its Grad-CAM overlay."""
+    x = predictor.plain_input(crops)                      # what the model sees: (N, s, s, 1)
+    cams = grad_cam(predictor.model, x)
+    faces = center_crop(crops[..., None], x.shape[1])[..., 0].astype(crops.dtype)
     stem = os.path.splitext(os.path.basename(os.fspath(path)))[0]
     os.makedirs(folder, exist_ok=True)
-    for i, (face, cam) in enumerate(zip(crops, cams), 1):
+    for i, (face, cam) in enumerate(zip(faces, cams), 1):
         save_image_atomic(explanation_pair(face, overlay(face, cam)),
                           os.path.join(folder, f"{stem}_face{i}_gradcam.png"))

@@ -13,8 +13,8 @@ import numpy as np
 
 from ..io import WeightsError
 from ..model import load_model
-from .classes import FACE_SIZE, INPUT_SHAPE, NUM_CLASSES, model_input, normalization
-from .tta import TTA_MODES, tta_predict
+from .classes import FACE_SIZE, NUM_CLASSES, input_side, model_input, normalization
+from .tta import TTA_MODES, tta_predict, tta_views
 
 WEIGHTS_NAME = "minivgg_fer.npz"
 
@@ -56,10 +56,10 @@ def _check_meta(meta, where):
         n = len(classes) if isinstance(classes, list) else "unknown"
         raise PredictorError(f"{where}: weights are for another model: {n} classes, "
                              f"this tool needs the {NUM_CLASSES} emotion classes")
-    shape = meta.get("input_shape")
-    if not isinstance(shape, list) or tuple(shape) != INPUT_SHAPE:
-        raise PredictorError(f"{where}: weights are for another model: input shape {shape}, "
-                             f"this tool needs {list(INPUT_SHAPE)} ({FACE_SIZE}x{FACE_SIZE} gray faces)")
+    try:
+        input_side(meta)
+    except ValueError as e:
+        raise PredictorError(f"{where}: weights are for another model: {e}") from None
     try:
         normalization(meta)
     except ValueError as e:
@@ -70,7 +70,9 @@ class Predictor:
     """A loaded model plus its preprocessing: uint8 faces ``(N, 48, 48)`` -> probabilities.
 
     ``tta`` is one of :data:`minifer.fer.tta.TTA_MODES`; the model's own
-    ``meta["preprocess"]`` normalises the faces (:func:`minifer.fer.classes.model_input`).
+    ``meta["preprocess"]`` normalises the faces (:func:`minifer.fer.classes.model_input`),
+    and a model with a smaller input sees their central crop (or ten crops).
+    ``size`` is the side of the face crops it takes (48).
     """
 
     def __init__(self, model, tta="none", batch_size=256):
@@ -80,7 +82,8 @@ class Predictor:
         normalization(model.meta)  # unusable preprocessing fails here, not on the first face
         self.model = model
         self.classes = [str(c) for c in model.meta["classes"]]
-        self.size = int(model.meta["input_shape"][0])
+        self.size = FACE_SIZE
+        self.input_side = input_side(model.meta)
         self.tta = tta
         self.batch_size = batch_size
 
@@ -102,7 +105,7 @@ class Predictor:
         _check_meta(model.meta, where)
         predictor = cls(model, tta=tta)
         try:  # one tiny forward pass: catches layer/shape mismatches early
-            p = predictor.predict(np.zeros((1,) + INPUT_SHAPE[:2], np.uint8))
+            p = predictor.predict(np.zeros((1, FACE_SIZE, FACE_SIZE), np.uint8))
         except Exception as e:
             raise PredictorError(f"{where}: weights do not run on {FACE_SIZE}x{FACE_SIZE}x1 input "
                                  f"({type(e).__name__}: {e})") from None
@@ -115,15 +118,16 @@ class Predictor:
         """uint8 ``(N, 48, 48)`` -> float32 ``(N, 48, 48, 1)`` model input."""
         return model_input(faces, self.model.meta)
 
+    def plain_input(self, faces):
+        """uint8 faces -> the one view the model sees without TTA: ``(N, s, s, 1)``, s its input side."""
+        return tta_views(self.preprocess(faces), "none", size=self.input_side)[0]
+
     def predict(self, faces):
         """Class probabilities ``(N, K)`` (float64, rows sum to 1) for uint8 faces."""
         faces = np.asarray(faces)
         if len(faces) == 0:
             return np.zeros((0, len(self.classes)))
-        x = self.preprocess(faces)
-        if self.tta != "none":
-            p = tta_predict(lambda v: self.model.predict_proba(v, self.batch_size), x, self.tta)
-        else:
-            p = self.model.predict_proba(x, batch_size=self.batch_size)
+        p = tta_predict(lambda v: self.model.predict_proba(v, self.batch_size), self.preprocess(faces),
+                        self.tta, batch_size=self.batch_size, size=self.input_side)
         p = np.asarray(p, dtype=np.float64)
         return p / p.sum(axis=1, keepdims=True)

@@ -14,9 +14,11 @@ same steps as an uninterrupted one. SIGINT / SIGTERM during :meth:`Trainer.fit`
 save a checkpoint and return.
 
 One training step (:meth:`Trainer.train_step`): scale the uint8 faces by the
-model's ``preprocess`` scale, augment (on 0..1 pixels), normalise with its mean
-and std, optionally mix up, forward, loss, backward, clip, optimizer step, and
-the schedule's step when it is driven per iteration.
+model's ``preprocess`` scale, augment (on 0..1 pixels), take a random
+``crop x crop`` window when the model is trained on crops, normalise with its
+mean and std, optionally mix up, forward, loss (with a teacher's softened
+probabilities when distilling), backward, clip, optimizer step, and the
+schedule's step when it is driven per iteration.
 """
 import json
 import math
@@ -30,9 +32,10 @@ import numpy as np
 
 from .. import backend, optim, schedules, zoo
 from ..io import WeightsError, atomic_write, load_npz, save_npz
-from ..layers import SoftmaxCrossEntropy
+from ..layers import DistillationLoss, SoftmaxCrossEntropy
+from ..model import load_model
 from . import augment, data
-from .classes import CLASSES, gray_preprocess, normalization
+from .classes import CLASSES, FACE_SIZE, gray_preprocess, input_side, normalization
 from .evaluation import evaluate
 from .transfer import freeze_blocks, load_pretrained_state, set_block_lr
 
@@ -70,9 +73,13 @@ class TrainOptions:
     warmup: float = 1.0           # warm-up epochs (cosine)
     clip: float = 0.0             # gradient-norm clip (0: off)
     augment: str = "standard"     # augment.PRESETS
+    crop: int = 0                 # train on random crop x crop windows of the 48-px faces (0: whole faces)
     mixup: float = 0.0            # mixup alpha (0: off)
     label_smoothing: float = 0.0
     class_weights: float = 0.0    # inverse-frequency class-weight power (0: off)
+    teacher: str | None = None    # weights file (a network or an ensemble) to distil from
+    distill_temperature: float = 4.0
+    distill_weight: float = 0.7   # weight of the teacher's term (labels: 1 - weight)
     balanced: bool = False        # resample classes evenly instead of shuffling
     seed: int = 0
     limit: int = 0                # only the first N training images
@@ -99,7 +106,7 @@ def build_model(opts, mean, std, log=print_line):
     gray-folded with ``mean``/``std``), then ``freeze_blocks`` and
     ``base_lr_scale`` apply.
     """
-    model = zoo.build(opts.model, seed=opts.seed, classes=list(CLASSES))
+    model = zoo.build(opts.model, seed=opts.seed, classes=list(CLASSES), input_size=opts.crop or FACE_SIZE)
     model.meta.update(preprocess=gray_preprocess(mean, std))
     if opts.init:  # after setting preprocess: the gray fold of the first conv uses it
         arrays, meta = load_npz(opts.init)
@@ -217,6 +224,8 @@ class Trainer:
 
     def __init__(self, opts, log=print_line):
         self.opts, self.log = opts, log
+        if opts.crop and not 8 <= opts.crop <= FACE_SIZE:
+            raise TrainingError(f"--crop {opts.crop}: must be 0 (whole faces) or 8..{FACE_SIZE}")
         if opts.device:
             backend.use_device(opts.device)
         os.makedirs(opts.out, exist_ok=True)
@@ -232,8 +241,12 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(self.x_tr) / opts.batch_size)
         self.sched = schedules.make_schedule(opts.schedule, self.opt, opts.epochs, warmup=opts.warmup,
                                              steps_per_epoch=self.steps_per_epoch)
-        cw = data.class_weights(self.y_tr, opts.class_weights) if opts.class_weights else None
-        self.loss_fn = SoftmaxCrossEntropy(opts.label_smoothing, cw)
+        self.teacher = self._load_teacher() if opts.teacher else None
+        if self.teacher is not None:
+            self.loss_fn = DistillationLoss(opts.distill_temperature, opts.distill_weight, opts.label_smoothing)
+        else:
+            cw = data.class_weights(self.y_tr, opts.class_weights) if opts.class_weights else None
+            self.loss_fn = SoftmaxCrossEntropy(opts.label_smoothing, cw)
         self.augment_fn = augment.make_train_augment(opts.augment)
         self.ckpt = Checkpoint(os.path.join(opts.out, "checkpoint.npz"))
         self.state = {"epoch": 0, "step": 0, "global_step": 0, "rng": None, "history": [], "best_acc": -1.0,
@@ -245,6 +258,19 @@ class Trainer:
             log(self.model.summary())
             log(f"train {len(self.x_tr)} images, validation {len(self.x_va)}; "
                 f"{self.steps_per_epoch} steps/epoch")
+
+    def _load_teacher(self):
+        """The network or ensemble to distil from; it must name the same classes."""
+        if self.opts.mixup or self.opts.class_weights:
+            raise TrainingError("--teacher does not combine with --mixup or --class-weights")
+        teacher = load_model(self.opts.teacher)
+        normalization(teacher.meta)
+        if teacher.meta.get("classes") != self.model.meta["classes"]:
+            raise TrainingError(f"{self.opts.teacher}: the teacher's classes {teacher.meta.get('classes')} "
+                                f"are not the student's")
+        self.log(f"distilling from {self.opts.teacher} ({getattr(teacher, 'name', 'model')}), "
+                 f"T={self.opts.distill_temperature}, weight {self.opts.distill_weight}")
+        return teacher
 
     def _resume(self):
         """Restore model, optimizer, schedule and state from the checkpoint."""
@@ -336,14 +362,21 @@ class Trainer:
         """One optimizer step on uint8 faces ``x_uint8`` (B,H,W) and labels ``y`` -> (loss, correct)."""
         opts = self.opts
         scale, mean, std = normalization(self.model.meta)
-        xb = self.augment_fn((x_uint8.astype(np.float32) * scale)[..., None], rng)
-        xb = (xb - mean) / std
+        faces = self.augment_fn((x_uint8.astype(np.float32) * scale)[..., None], rng)   # (B, 48, 48, 1)
+        x01 = augment.random_crop_to(faces, rng, opts.crop) if opts.crop else faces
+        xb = (x01 - mean) / std
         yb = y.astype(np.int64)
         target = yb
         if opts.mixup:
             xb, target = augment.mixup(xb, augment.one_hot(yb, len(self.model.meta["classes"])), rng, opts.mixup)
         logits = self.model.forward(backend.to_device(xb))
-        loss = self.loss_fn(logits, backend.to_device(target))
+        if self.teacher is not None:     # the same augmented faces, in the teacher's normalisation and view
+            t_scale, t_mean, t_std = normalization(self.teacher.meta)
+            tx = augment.center_crop(faces, input_side(self.teacher.meta))
+            probs = self.teacher.predict_proba((tx * (t_scale / scale) - t_mean) / t_std, len(tx))
+            loss = self.loss_fn(logits, backend.to_device(target), probs)
+        else:
+            loss = self.loss_fn(logits, backend.to_device(target))
         if not math.isfinite(loss):
             raise TrainingError(f"loss became {loss} at epoch {epoch + 1} step {step}; "
                                 f"last good checkpoint kept at {self.ckpt.path} (try a lower --lr)")

@@ -4,59 +4,63 @@ The modes (``TTA_MODES``) are the one list every command line offers:
 
 * ``"none"``: the face as it is;
 * ``"flip"``: the face and its mirror (2 views);
-* ``"tencrop"``: ``crop x crop`` boxes at the 4 corners and the centre, each resized
-  back to the model's input size, each with its mirror (10 views).
+* ``"tencrop"``: boxes at the 4 corners and the centre, each with its mirror (10 views).
+
+A model whose input is smaller than the faces (``size``, e.g. 44 of 48 px, trained
+on random crops) sees the central crop plainly, and ten-crop takes its boxes at
+exactly that size. A model of the faces' size gets ``crop x crop`` boxes resized
+back to its input.
 """
 import numpy as np
 
-from .augment import _batch, _crop_resize, hflip
+from .augment import _batch, _crop_resize, center_crop, crop_at, hflip
 
 TTA_MODES = ("none", "flip", "tencrop")
 
 
-def tta_views(x, mode="flip", crop=44):
-    """Deterministic views of a batch for test-time augmentation.
+def tta_views(x, mode="flip", crop=44, size=None):
+    """Deterministic views of a batch of faces ``x`` (N, H, W, C) for test-time augmentation.
 
-    * ``"none"``: ``[x]``.
-    * ``"flip"``: ``[x, hflip(x)]``.
-    * ``"tencrop"``: ``crop x crop`` boxes at the 4 corners and the centre,
-      each resized back to ``H x W`` (bilinear, so the model input size is
-      unchanged) and each followed by its mirror: 10 views.
-
-    Returns a list of float32 ``(N, H, W, C)`` arrays.
+    ``size``: the model's input side (default ``H``). Returns a list of float32
+    ``(N, size, size, C)`` arrays: 1 view for ``"none"``, 2 for ``"flip"``, 10
+    for ``"tencrop"`` (see the module docstring).
     """
     x = _batch(x)
-    if mode == "none":
-        return [x]
-    if mode == "flip":
-        return [x, hflip(x)]
-    if mode != "tencrop":
-        raise ValueError(f"unknown TTA mode {mode!r}; use one of {TTA_MODES}")
     n, h, w, _ = x.shape
-    if not 0 < crop <= min(h, w):
-        raise ValueError(f"tta_views: crop {crop} must be in 1..{min(h, w)}")
-    ones = np.ones(n)
-    offsets = [(0, 0), (0, w - crop), (h - crop, 0), (h - crop, w - crop),
-               ((h - crop) // 2, (w - crop) // 2)]
+    size = h if size is None else int(size)
+    if mode not in TTA_MODES:
+        raise ValueError(f"unknown TTA mode {mode!r}; use one of {TTA_MODES}")
+    if mode != "tencrop":
+        v = x if size == h == w else center_crop(x, size)
+        return [v] if mode == "none" else [v, hflip(v)]
+    box = size if size < min(h, w) else crop
+    if not 0 < box <= min(h, w):
+        raise ValueError(f"tta_views: crop {box} must be in 1..{min(h, w)}")
+    offsets = [(0, 0), (0, w - box), (h - box, 0), (h - box, w - box), ((h - box) // 2, (w - box) // 2)]
     views = []
     for top, left in offsets:
-        v = _crop_resize(x, top * ones, left * ones, crop * ones, crop * ones, h, w)
+        if box == size:
+            v = crop_at(x, top, left, size)
+        else:
+            ones = np.ones(n)
+            v = _crop_resize(x, top * ones, left * ones, box * ones, box * ones, size, size)
         views += [v, hflip(v)]
     return views
 
 
-def tta_predict(predict_fn, x, mode="flip", crop=44, batch_size=256):
+def tta_predict(predict_fn, x, mode="flip", crop=44, batch_size=256, size=None):
     """Average ``predict_fn(view)`` over the TTA views of ``x``.
 
     ``predict_fn`` maps a float32 ``(B, H, W, C)`` batch to class
     probabilities ``(B, K)`` (average probabilities, not logits). ``x`` is
     processed ``batch_size`` samples at a time so the views of a large set
-    never sit in memory together. Returns float32 ``(N, K)``.
+    never sit in memory together; ``size`` is the model's input side (see
+    :func:`tta_views`). Returns float32 ``(N, K)``.
     """
     x = _batch(x)
     parts = []
     for s in range(0, x.shape[0], batch_size):
-        views = tta_views(x[s:s + batch_size], mode, crop)
+        views = tta_views(x[s:s + batch_size], mode, crop, size)
         acc = None
         for v in views:
             p = predict_fn(v)

@@ -84,6 +84,5 @@ class Layer:
 
 def he_normal(rng, shape, fan_in):
     """He (Kaiming) initialisation for ReLU nets: N(0, 2/fan_in), float32."""
-
     w = rng.standard_normal(shape).astype(backend.DTYPE) * (2.0 / fan_in) ** 0.5
     return backend.to_device(w)

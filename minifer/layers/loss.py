@@ -16,14 +16,12 @@ from .. import backend
 
 def log_softmax(z):
     """Row-wise ``z - logsumexp(z)``, computed stably (max subtracted first)."""
-
     z = z - z.max(axis=1, keepdims=True)
     return z - backend.xp.log(backend.xp.exp(z).sum(axis=1, keepdims=True))
 
 
 def softmax(z):
     """Row-wise softmax of logits (N, K), computed stably."""
-
     e = backend.xp.exp(z - z.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
 
@@ -71,3 +69,44 @@ class SoftmaxCrossEntropy:
         p, q, w = self.cache
         self.cache = None
         return ((p - q) * w[:, None]).astype(p.dtype)
+
+
+def soften(probs, temperature):
+    """Probabilities at a higher temperature: ``softmax(log(p) / T)`` (for one network, the
+    same as ``softmax(logits / T)``; for an ensemble, its averaged probabilities softened)."""
+    xp = backend.get_array_module(probs)
+    return softmax(xp.log(xp.maximum(probs, 1e-12)) / temperature)
+
+
+class DistillationLoss:
+    """Knowledge distillation (Hinton et al. 2015): the labels plus a teacher's softened view.
+
+    With student logits z, labels y (hard, optionally smoothed: q), teacher
+    probabilities ``pt = soften(teacher_probs, T)`` and weight a::
+
+        L      = (1 - a) * CE(q, softmax(z)) + a * T^2 * CE(pt, softmax(z / T))
+        dL/dz  = (1 - a) * (softmax(z) - q) / N + a * T * (softmax(z / T) - pt) / N
+
+    The T^2 keeps the soft term's gradient on the scale of the hard one (the
+    1/T of d(z/T)/dz times T^2 leaves T).
+
+    Shape:
+        logits (N, K), y (N,), teacher_probs (N, K); loss a scalar; dlogits (N, K).
+    """
+
+    def __init__(self, temperature=4.0, weight=0.7, label_smoothing=0.0):
+        if temperature <= 0 or not 0.0 <= weight <= 1.0:
+            raise ValueError(f"temperature must be > 0 and weight in [0, 1], got {temperature}, {weight}")
+        self.t, self.a = float(temperature), float(weight)
+        self.hard = SoftmaxCrossEntropy(label_smoothing)
+        self.soft = SoftmaxCrossEntropy()
+
+    def __call__(self, logits, y, teacher_probs):
+        """The loss of logits (N, K) for labels (N,) and the teacher's probabilities (N, K)."""
+        pt = soften(backend.to_device(teacher_probs, logits.dtype), self.t)
+        return ((1 - self.a) * self.hard(logits, y)
+                + self.a * self.t ** 2 * self.soft(logits / self.t, pt))
+
+    def backward(self):
+        """dL/dlogits for the last call."""
+        return ((1 - self.a) * self.hard.backward() + (self.a * self.t) * self.soft.backward())
