@@ -20,6 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from minifer import backend  # noqa: E402
 from minifer import Sequential, optim  # noqa: E402
 from minifer.fer import augment, data  # noqa: E402
 from minifer.fer.classes import CLASSES, gray_preprocess, model_input  # noqa: E402
@@ -80,6 +81,7 @@ def tiny_cnn(num_classes, rng):
 
 
 def main(argv=None):
+    backend.set_cpu_policy()    # as minifer's command lines: passive OpenMP wait, freed memory kept
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", default=str(DEFAULT_DATA), help="FER2013 npz / csv / image folder")

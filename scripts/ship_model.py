@@ -12,6 +12,13 @@
 3. saves the confusion matrix (best TTA) to ``weights/confusion.png`` and
    ``docs/img/confusion.png``, and the curves of all stages to ``docs/img/curves.png``;
 4. prints the per-class table in markdown for ``weights/README.md``.
+
+With ``--average-with FILE ...`` the shipped network is the weight average of
+``RUN/best.npz`` and those files (:func:`minifer.averaging.average_weights`), its
+batch-norm statistics measured again over the whole training split
+(:func:`minifer.averaging.update_bn`, batches of 256 in order, no augmentation).
+The commands and histories stored in those files come first in the shipped
+metadata (a run warm-started from one of them continues its history).
 """
 import argparse
 import json
@@ -22,7 +29,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from minifer import backend  # noqa: E402
+from minifer.averaging import average_weights, update_bn  # noqa: E402
 from minifer.fer import data  # noqa: E402
+from minifer.fer.classes import model_input  # noqa: E402
 from minifer.fer.evaluation import evaluate  # noqa: E402
 from minifer.fer.metrics import plot_confusion  # noqa: E402
 from minifer.fer.training import plot_curves  # noqa: E402
@@ -52,23 +62,38 @@ def train_command(args):
 
 def main():
     """Ship, evaluate, draw and print (see the module docstring)."""
+    backend.set_cpu_policy()    # as minifer's command lines: passive OpenMP wait, freed memory kept
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("run")
     p.add_argument("--data", required=True)
     p.add_argument("--out", default=str(ROOT / "weights" / "minivgg_fer.npz"))
+    p.add_argument("--average-with", nargs="+", default=[], metavar="FILE",
+                   help="ship the weight average of RUN/best.npz and these files, BN statistics recomputed")
     p.add_argument("--limit", type=int, default=0, help="evaluate only the first N images (a dry run)")
     a = p.parse_args()
     run = Path(a.run).resolve()
     model = load_model(run / "best.npz")
+    partners = [load_model(f) for f in a.average_with]        # read before a.out may be replaced
     runs = stages(run)
-    cmds = [train_command(args) for _, args in runs]
-    hist = []
+    cmds, hist = [], []
+    for f, m in zip(a.average_with, partners):                 # earlier stages, from their own metadata
+        before = m.meta.get("training", {})
+        cmds += [c for c in before.get("command", "").split(" && ") if c]
+        hist += [dict(h, epoch=len(hist) + 1) for h in before.get("history", [])]
+    cmds += [train_command(args) for _, args in runs]
     for r, _ in runs:
         for h in json.loads((r / "history.json").read_text()):
             hist.append(dict(h, epoch=len(hist) + 1, stage=r.name))
-    cmd = " && ".join(cmds)
-    model.meta["training"].update(command=cmd, history=hist,
-                                  train_wall_s=round(sum(h["epoch_s"] for h in hist)))
+    training = dict(model.meta["training"], command=" && ".join(cmds), history=hist,
+                    train_wall_s=round(sum(h["epoch_s"] for h in hist)))
+    if partners:
+        x_tr, _ = data.load_fer(a.data, "train")
+        model = average_weights([model] + partners)
+        update_bn(model, (model_input(x_tr[i:i + 256], model.meta) for i in range(0, len(x_tr), 256)))
+        training["averaged"] = {"members": [str(run / "best.npz")] + list(a.average_with),
+                                "bn_images": int(len(x_tr))}
+        print(f"weight average of {len(partners) + 1} networks, batch-norm statistics from {len(x_tr)} images")
+    model.meta["training"] = training
     model.save(a.out, dtype=np.float16)
     shipped = load_model(a.out)
     x, y = data.load_fer(a.data, "val")
