@@ -20,7 +20,8 @@ sys.path.insert(0, str(ROOT))
 from minifer import Sequential  # noqa: E402
 from minifer.gradcheck import check_layer, check_model, numeric_grad, rel_error  # noqa: E402
 from minifer.layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dense, Dropout,  # noqa: E402
-                            Flatten, GlobalAvgPool2d, MaxPool2d, ReLU, SoftmaxCrossEntropy)
+                            DistillationLoss, Flatten, GlobalAvgPool2d, MaxPool2d, ReLU,
+                            SoftmaxCrossEntropy)
 
 
 def layer_cases(quick, rng):
@@ -83,6 +84,17 @@ def loss_case(smoothing, weights, rng):
     return {"x": rel_error(analytic, numeric_grad(lambda: f(z, y), z))}
 
 
+def distillation_case(temperature, weight, rng):
+    """dL/dlogits of DistillationLoss (labels + a teacher's softened probabilities) vs central differences."""
+    z = rng.standard_normal((4, 5))
+    y = np.array([0, 3, 1, 3])
+    teacher = rng.dirichlet(np.ones(5), size=4)
+    f = DistillationLoss(temperature, weight)
+    f(z, y, teacher)
+    analytic = f.backward()
+    return {"x": rel_error(analytic, numeric_grad(lambda: f(z, y, teacher), z))}
+
+
 def row(name, config, shape, errs, tol):
     dx = errs.get("x", float("nan"))
     params = {k: v for k, v in errs.items() if k != "x"}
@@ -113,6 +125,9 @@ def main(argv=None):
     for smoothing, weights in loss_cfgs[:1] if args.quick else loss_cfgs:
         cfg = f"smoothing={smoothing}" + (", class weights" if weights else "")
         ok &= row("SoftmaxCrossEntropy", cfg, (4, 5), loss_case(smoothing, weights, rng), args.tol)
+    for temperature, weight in [(4.0, 0.7)] if args.quick else [(4.0, 0.7), (2.0, 0.3)]:
+        ok &= row("DistillationLoss", f"T={temperature}, weight={weight}", (4, 5),
+                  distillation_case(temperature, weight, rng), args.tol)
 
     # no bias right before batch-norm: its gradient is exactly 0 in theory, so the relative error of
     # a few sampled entries would compare rounding noise with rounding noise
