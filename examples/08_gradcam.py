@@ -97,11 +97,11 @@ def main(argv=None):
         return 1
     classes = predictor.classes
     gray = to_gray_array(load_image(args.image))
-    boxes, crops, whole = FaceFinder(largest=True).find(gray)
-    if not boxes:
+    faces, crops, whole = FaceFinder(largest=True).find(gray)
+    if not faces:
         print(f"{args.image}: no face found")
         return 1
-    face, box = crops[0], boxes[0]
+    face, box = crops[0], faces[0].box
     probs = predictor.predict(crops[:1])[0]
     if args.target is None:
         target = int(probs.argmax())

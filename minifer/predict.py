@@ -1,19 +1,15 @@
 """``python -m minifer.predict``: recognise facial emotions in photos or a video (see --help).
 
-The command line only parses arguments, writes output and sets the exit status;
-the work is done in :mod:`minifer.fer` (``predictor``, ``faces``, ``photos``,
-``video``, ``writers``, ``drawing``). Exit status: 0 when every input was
-processed, 1 when any input failed (missing, not an image, corrupt, too large,
-unwritable annotated copy, ...), 2 for a usage error, unusable weights or an
-unwritable output file. Each error is one line on stderr:
-``minifer.predict: error: <path>: <reason>``.
+The command line parses arguments, writes output and sets the exit status (see the --help
+epilog); the work is done in :mod:`minifer.fer`.
 """
 import argparse
 import os
 import sys
 
 from . import backend
-from .fer.faces import IMAGE_DETECT, VIDEO_DETECT, DetectorError, FaceFinder, FaceTracker, quiet_opencv
+from .fer.faces import (IMAGE_DETECT, THRESHOLD, VIDEO_DETECT, DetectorError, FaceFinder,
+                        quiet_opencv)
 from .fer.photos import InputError, analyze_image, check_annotate, expand_inputs
 from .fer.predictor import WEIGHTS_NAME, Predictor, PredictorError, resolve_weights
 from .fer.tta import TTA_MODES
@@ -38,15 +34,21 @@ def _write_output(path, write):
         raise UsageError(f"{path}: cannot write output ({e.strerror or e})") from None
 
 
+def _finder(args, predictor):
+    """The face finder the options ask for (video frames are never taken as face crops)."""
+    return FaceFinder(detect=not args.no_detect, largest=args.largest, size=predictor.size,
+                      guess_crops=args.video is None, align=not args.no_align,
+                      threshold=args.threshold, detect_size=args.detect_size,
+                      min_face=args.min_face)
+
+
 def run_images(args, predictor, msgs):
     """Photos and folders: results in the chosen format; returns the exit status."""
     items, empty = expand_inputs(args.inputs, args.annotate)
     for a, reason in empty:
         msgs.error(f"{a}: {reason}")
     failed = bool(empty)
-    finder = FaceFinder(detect=not args.no_detect, min_neighbors=args.min_neighbors,
-                        largest=args.largest, size=predictor.size, detect_size=args.detect_size,
-                        scale_factor=args.scale_factor)
+    finder = _finder(args, predictor)
     width = max((len(str(p)) for p, _ in items), default=4)
     show_progress = len(items) > 5 and msgs.stream.isatty()
 
@@ -80,15 +82,14 @@ def run_images(args, predictor, msgs):
 def run_video(args, predictor, msgs):
     """``--video SOURCE``: faces tracked and smoothed frame by frame; returns the exit status."""
     from .fer import video  # imports OpenCV
-    finder = FaceFinder(detect=not args.no_detect, min_neighbors=args.min_neighbors,
-                        largest=args.largest, size=predictor.size, guess_crops=False,
-                        detect_size=args.detect_size, scale_factor=args.scale_factor)
+    from .fer.tracking import FaceTracker
+    finder = _finder(args, predictor)
     tracker = FaceTracker(alpha=args.smooth if args.smooth is not None else 0.5)
 
     def analyze(out):
         rows = RowWriter(out, args.format, predictor.classes) if out is not None else None
         return video.analyze_video(args.video, finder, predictor, tracker, rows, args.annotate,
-                                   args.show, args.max_frames)
+                                   args.show, args.max_frames, args.detect_every)
 
     try:  # rows only when asked for (a format or -o)
         stats = (_write_output(args.output, analyze) if args.output is not None or args.format_given
@@ -98,13 +99,13 @@ def run_video(args, predictor, msgs):
     except video.VideoError as e:
         msgs.error(e)
         return EXIT_FAILED
-    if stats.frames == 0:
-        msgs.error(f"{args.video}: no frames could be read")
-        return EXIT_FAILED
-    msgs.note(f"video: {stats.summary()}")
+    if stats.frames:
+        msgs.note(f"video: {stats.summary()}")
     if stats.written:
         msgs.note(f"wrote {stats.written}")
-    return EXIT_OK
+    if stats.error:
+        msgs.error(f"{args.video}: {stats.error}")
+    return EXIT_FAILED if stats.error else EXIT_OK
 
 
 # ----------------------------------------------------------------------------
@@ -128,7 +129,7 @@ def _ranged(convert, ok, text, name):
 
 _positive_int = _ranged(int, lambda v: v >= 1, ">= 1", "positive integer")
 _alpha = _ranged(float, lambda v: 0.0 < v <= 1.0, "in (0, 1]", "number")
-_scale_factor = _ranged(float, lambda v: 1.0 < v <= 2.0, "in (1, 2]", "number")
+_threshold = _ranged(float, lambda v: 0.0 < v < 1.0, "in (0, 1)", "number")
 
 
 def build_parser():
@@ -136,7 +137,8 @@ def build_parser():
     p = _Parser(
         prog=f"python -m {PROG}",
         description="Recognise facial emotions (angry, disgust, fear, happy, sad,\n"
-                    "surprise, neutral) in images, folders of images or a video.",
+                    "surprise, neutral) in images, folders of images or a video. Each face\n"
+                    "YuNet finds is aligned on its eyes, nose and mouth like FER2013's faces.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="""output:
   Results go to stdout, or with -o FILE to FILE (written atomically), as
@@ -148,8 +150,7 @@ def build_parser():
     csv    header file,face,x,y,w,h,label,<7 class probabilities>; with --video
            frame,time_s,track_id,x,y,w,h,label,<7 class probabilities>
   Without --format, the extension of -o picks it (.json, .csv), else table.
-  Photos without a face are listed as "no face found" (a note on stderr for
-  json/csv) and are not failures.
+  A photo without a face is listed as "no face found"; that is not a failure.
 
 video:
   --video SOURCE reads a file or a camera (an integer index), tracks the faces
@@ -163,9 +164,8 @@ exit status:
 
 examples:
   python -m minifer.predict photo.jpg
-  python -m minifer.predict --top-k 3 photo.jpg photos/
   python -m minifer.predict --json photos/ > faces.json
-  python -m minifer.predict --csv -o faces.csv --annotate annotated/ photos/
+  python -m minifer.predict --csv -o faces.csv --annotate annotated/ --top-k 3 photos/
   python -m minifer.predict --video 0 --show --smooth 0.3
   python -m minifer.predict --video clip.mp4 --annotate out.mp4 -o rows.csv""")
     p.add_argument("inputs", nargs="*", metavar="IMAGE",
@@ -174,7 +174,7 @@ examples:
                    help=f"model weights (.npz); default: weights/{WEIGHTS_NAME} in the "
                         "repository or the installed package")
     g = p.add_argument_group("output")
-    g.add_argument("--format", choices=FORMATS, default=None,
+    g.add_argument("--format", choices=FORMATS,
                    help="output format (default: from -o's extension, else table)")
     g.add_argument("--json", dest="format", action="store_const", const="json",
                    help="same as --format json")
@@ -193,15 +193,17 @@ examples:
     g = p.add_argument_group("faces and model")
     g.add_argument("--no-detect", action="store_true",
                    help="classify each whole image as one face (no detection)")
-    g.add_argument("--min-neighbors", type=_positive_int, default=5, metavar="N",
-                   help="face detector strictness: higher finds fewer, surer faces (default 5)")
-    g.add_argument("--detect-size", type=_positive_int, default=None, metavar="PX",
-                   help="detect faces on a copy downscaled to at most PX pixels on the long "
-                        "side (default 640 for images, 320 for --video; smaller is faster "
-                        "but misses small faces)")
-    g.add_argument("--scale-factor", type=_scale_factor, default=None, metavar="F",
-                   help="face detector's step between face sizes, > 1 (default 1.1 for "
-                        "images, 1.2 for --video; larger is faster but may miss faces)")
+    g.add_argument("--threshold", type=_threshold, default=THRESHOLD, metavar="T",
+                   help=f"lowest face-detector score kept; higher finds fewer, surer faces "
+                        f"(default {THRESHOLD})")
+    g.add_argument("--min-face", type=_positive_int, metavar="PX",
+                   help="smallest face side looked for, in pixels (default "
+                        f"{IMAGE_DETECT['min_face']} for images; video: what --detect-size allows)")
+    g.add_argument("--detect-size", type=_positive_int, metavar="PX",
+                   help="search faces on a copy at most PX pixels on the long side (default "
+                        f"{IMAGE_DETECT['detect_size']}, --video {VIDEO_DETECT['detect_size']})")
+    g.add_argument("--no-align", action="store_true",
+                   help="cut faces square around their box, not aligned on eyes, nose and mouth")
     g.add_argument("--largest", action="store_true",
                    help="keep only the largest face of each image or frame")
     g.add_argument("--explain", metavar="DIR",
@@ -214,21 +216,20 @@ examples:
     g.add_argument("--smooth", type=_alpha, default=None, metavar="ALPHA",
                    help="per-face EMA weight of the newest frame, in (0, 1]; 1 = no "
                         "smoothing (default 0.5)")
-    g.add_argument("--max-frames", type=_positive_int, default=None, metavar="N",
-                   help="stop after N frames")
-    g.add_argument("--show", action="store_true",
-                   help="show the annotated video in a window")
+    g.add_argument("--detect-every", type=_positive_int, metavar="N",
+                   help="detect faces on every N-th frame (and after a miss), the tracker "
+                        f"carrying them in between (default {VIDEO_DETECT['detect_every']})")
+    g.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
+    g.add_argument("--show", action="store_true", help="show the annotated video in a window")
     return p
 
 
 def _check_args(args):
     """Fill in defaults that depend on other options; UsageError for bad combinations."""
     args.format_given = args.format is not None
-    video = args.video is not None   # video: detection sized for 30 frames/s (benchmarks/realtime.py)
-    if args.detect_size is None:
-        args.detect_size = VIDEO_DETECT[0] if video else IMAGE_DETECT[0]
-    if args.scale_factor is None:
-        args.scale_factor = VIDEO_DETECT[1] if video else IMAGE_DETECT[1]
+    for name, value in (VIDEO_DETECT if args.video is not None else IMAGE_DETECT).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     if args.format is None:
         ext = os.path.splitext(args.output or "")[1].lower()
         args.format = {".json": "json", ".jsonl": "json", ".csv": "csv"}.get(ext, "table")
@@ -245,7 +246,7 @@ def _check_args(args):
         return
     if not args.inputs:
         raise UsageError("no input images given (or use --video SOURCE)")
-    for name in ("smooth", "max_frames", "show"):  # video-only options
+    for name in ("smooth", "max_frames", "show", "detect_every"):  # video-only options
         if getattr(args, name) not in (None, False):
             raise UsageError(f"--{name.replace('_', '-')} only applies to --video")
     if args.annotate is not None:

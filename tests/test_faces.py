@@ -1,4 +1,5 @@
-"""Tests for minifer.fer.faces: detector on the shipped photos, crops, tracker."""
+"""Tests for minifer.fer.faces: the YuNet detector shipped in the package, and FaceFinder."""
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -7,16 +8,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minifer.fer.faces import (FaceDetector, FaceTracker, is_face_crop, iou,
-                           square_crop)
+from minifer.fer.faces import (DETECTOR_SHA256, DetectorError, Face, FaceDetector, FaceFinder,
+                               detector_file)
 from minifer.fer.images import load_image, to_gray_array
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "images"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "images"
 
 
 @pytest.fixture(scope="module")
 def detector():
-    pytest.importorskip("cv2")
     return FaceDetector()
 
 
@@ -28,21 +29,41 @@ def astronaut():
 def test_import_does_not_load_cv2():
     code = "import sys, minifer.fer.faces; print('cv2' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                         text=True, cwd=Path(__file__).resolve().parent.parent)
+                         text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_detector_ships_in_the_installed_package(tmp_path):
+    # from another folder, the model is found through importlib.resources, with its licence
+    code = ("import hashlib, minifer.fer.faces as f; p = f.detector_file(); "
+            "print(hashlib.sha256(p.read_bytes()).hexdigest()); "
+            "print('Apache License' in p.parent.joinpath('LICENSE').read_text()); "
+            "print(len(f.FaceDetector().detect(__import__('numpy').zeros((64, 64), 'uint8'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [DETECTOR_SHA256, "True", "0"]
+    assert hashlib.sha256(detector_file().read_bytes()).hexdigest() == DETECTOR_SHA256
 
 
 # ------------------------------------------------------------- detector
 
 def test_astronaut_has_one_face(detector, astronaut):
     assert astronaut.shape == (512, 512)
-    boxes = detector.detect(astronaut)
-    assert len(boxes) == 1
-    x, y, w, h = boxes[0]
-    assert all(type(v) is int for v in boxes[0])
-    assert abs(x + w / 2 - 225) < 20 and abs(y + h / 2 - 115) < 20
-    assert 75 <= w <= 120 and w == h
+    (face,) = detector.detect(astronaut)
+    x, y, w, h = face.box
+    assert all(type(v) is int for v in face.box)
+    assert abs(x + w / 2 - 222) < 15 and abs(y + h / 2 - 120) < 15 and 80 <= w <= 110
+    assert face.score > 0.8 and face.landmarks.shape == (5, 2)
+    (rx, ry), (lx, ly) = face.landmarks[:2]
+    assert rx < lx and abs(ry - ly) < 5                        # person's right eye on the left
+    assert y < ry < face.landmarks[2, 1] < face.landmarks[3, 1] < y + h   # eyes, nose, mouth
+
+
+def test_gray_and_color_agree(detector):
+    bgr = np.asarray(Image.open(EXAMPLES / "astronaut.jpg"))[..., ::-1]
+    (f_bgr,), (f_gray,) = detector.detect(bgr), detector.detect(to_gray_array(load_image(EXAMPLES / "astronaut.jpg")))
+    assert max(abs(a - b) for a, b in zip(f_bgr.box, f_gray.box)) <= 6
 
 
 def test_cat_has_no_face(detector):
@@ -52,159 +73,77 @@ def test_cat_has_no_face(detector):
 
 def test_large_image_boxes_mapped_back(detector, astronaut):
     big = np.asarray(Image.fromarray(astronaut).resize((1280, 1280), Image.Resampling.BILINEAR))
-    boxes = detector.detect(big)              # detected at 640 px, mapped x2
-    assert len(boxes) == 1
-    x, y, w, h = boxes[0]
-    assert abs(x + w / 2 - 2.5 * 225) < 40 and abs(y + h / 2 - 2.5 * 115) < 40
-    assert 190 <= w <= 300
+    (face,) = detector.detect(big)              # searched at 640 px, mapped back x2
+    x, y, w, h = face.box
+    assert abs(x + w / 2 - 2.5 * 222) < 40 and abs(y + h / 2 - 2.5 * 120) < 40
+    assert 200 <= w <= 280
+    (small,) = detector.detect(astronaut)
+    np.testing.assert_allclose(face.landmarks, small.landmarks * 2.5, atol=12)
+
+
+def test_small_faces_need_the_fine_search(astronaut):
+    # 16 copies of the photo at 140 px in a 2240 px wide image: faces of about 25 px
+    tile = np.asarray(Image.fromarray(astronaut).resize((140, 140), Image.Resampling.LANCZOS))
+    big = np.full((420, 2240), 128, np.uint8)
+    for i in range(16):
+        big[140:280, i * 140:(i + 1) * 140] = tile
+    coarse = FaceDetector(detect_size=640)              # a 25 px face is 7 px there: missed
+    fine = FaceDetector(detect_size=640, min_face=20)   # adds a search at full size
+    assert coarse.scales(big.shape) == [640 / 2240] and fine.scales(big.shape) == [640 / 2240, 1.0]
+    assert coarse.detect(big) == []
+    faces = fine.detect(big)
+    assert [f.box[0] // 140 for f in faces] == list(range(16))    # all, sorted left to right
+    assert all(20 <= f.box[2] <= 30 for f in faces)
+    assert FaceDetector(detect_size=640, min_face=40).detect(big) == []  # all below 40 px
 
 
 def test_detect_edge_cases(detector):
     assert detector.detect(np.zeros((10, 10), np.uint8)) == []
     assert detector.detect(np.full((480, 640), 128, np.uint8)) == []
+    assert detector.detect(np.zeros((10, 10, 4), np.uint8)) == []
+    for bad in (np.zeros((10, 10, 2), np.uint8), np.zeros((10, 10), np.float32),
+                np.zeros((0, 5), np.uint8)):
+        with pytest.raises(ValueError):
+            detector.detect(bad)
     with pytest.raises(ValueError):
-        detector.detect(np.zeros((10, 10, 3), np.uint8))
-    with pytest.raises(ValueError):
-        detector.detect(np.zeros((10, 10), np.float32))
+        FaceDetector(threshold=1.5)
 
 
-def test_boxes_sorted_left_to_right(detector, astronaut):
-    # two copies side by side, the right one slightly higher
-    pair = np.full((512, 1024), 128, np.uint8)
-    pair[:, :512] = astronaut
-    pair[:-20, 512:] = astronaut[20:]
-    boxes = FaceDetector(max_side=0).detect(pair)
-    assert len(boxes) == 2 and boxes[0][0] < 300 < 512 < boxes[1][0]
-
-
-def test_missing_cv2_or_cascade(monkeypatch, tmp_path):
-    with pytest.raises(RuntimeError, match="opencv-python-headless<5"):
-        FaceDetector(cascade_path=tmp_path / "no_such_cascade.xml")
+def test_missing_model_or_cv2(monkeypatch, tmp_path):
+    with pytest.raises(DetectorError, match="not found"):
+        FaceDetector(model_path=tmp_path / "no_such_model.onnx")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not an onnx model")
+    with pytest.raises(DetectorError, match="cannot load"):
+        FaceDetector(model_path=junk)
     monkeypatch.setitem(sys.modules, "cv2", None)     # import cv2 -> ImportError
-    with pytest.raises(RuntimeError, match="opencv-python-headless<5"):
+    with pytest.raises(DetectorError, match="opencv-python-headless"):
         FaceDetector()
 
 
-# ---------------------------------------------------------------- crops
+# --------------------------------------------------------------- finder
 
-def test_square_crop_inside_and_near_borders():
-    img = np.arange(100 * 120, dtype=np.int64).reshape(100, 120) % 251
-    img = img.astype(np.uint8)
-    for box in [(40, 30, 20, 20), (0, 0, 30, 30), (100, 80, 20, 20),
-                (-10, -10, 25, 25), (110, 5, 40, 10), (50, 90, 8, 40)]:
-        c = square_crop(img, box)
-        assert c.shape == (48, 48) and c.dtype == np.uint8
-    assert square_crop(img, (40, 30, 20, 20), size=64).shape == (64, 64)
+def test_finder_aligned_and_square_crops(astronaut):
+    faces, crops, whole = FaceFinder().find(astronaut)
+    assert not whole and len(faces) == 1 and crops.shape == (1, 48, 48) and crops.dtype == np.uint8
+    _, square, _ = FaceFinder(align=False).find(astronaut)
+    assert square.shape == (1, 48, 48) and not np.array_equal(square, crops)
 
 
-def test_square_crop_geometry_and_edge_padding():
-    x = np.arange(50, dtype=np.uint8)
-    img = np.tile(x, (40, 1)) + np.arange(40, dtype=np.uint8)[:, None] * 2
-    # inside, no resize: side 20 * 1.5 = 30 centred on (25, 20)
-    c = square_crop(img, (15, 10, 20, 20), margin=0.5, size=30)
-    np.testing.assert_array_equal(c, img[5:35, 10:40])
-    # top-left corner: side 20 centred on (5, 5) -> rows/cols -5..15, edge-padded
-    c = square_crop(img, (0, 0, 10, 10), margin=1.0, size=20)
-    np.testing.assert_array_equal(c[5:, 5:], img[0:15, 0:15])
-    np.testing.assert_array_equal(c[:5, 5:], np.repeat(img[:1, 0:15], 5, axis=0))
-    np.testing.assert_array_equal(c[5:, :5], np.repeat(img[0:15, :1], 5, axis=1))
-    assert (c[:5, :5] == img[0, 0]).all()
-    # tall box: side from the longer side, 40 * 1.2 = 48, so no resize
-    c = square_crop(img, (20, 0, 10, 40), margin=0.2, size=48)
-    assert c.shape == (48, 48)
-    with pytest.raises(ValueError):
-        square_crop(img, (500, 500, 10, 10))
-    with pytest.raises(ValueError):
-        square_crop(img, (5, 5, 0, 10))
+def test_finder_whole_image_and_largest(astronaut):
+    faces, crops, whole = FaceFinder().find(astronaut[100:148, 200:248])   # a 48x48 crop
+    assert whole and faces[0].box == (0, 0, 48, 48) and faces[0].landmarks is None
+    np.testing.assert_array_equal(crops[0], astronaut[100:148, 200:248])
+    faces, _, whole = FaceFinder(detect=False).find(astronaut)
+    assert whole and faces[0].box == (0, 0, 512, 512)
+    pair = np.full((512, 1024), 128, np.uint8)
+    pair[:, :512] = astronaut
+    pair[128:384, 640:896] = np.asarray(Image.fromarray(astronaut).resize((256, 256)))
+    assert len(FaceFinder().find(pair)[0]) == 2
+    (big,), crops, _ = FaceFinder(largest=True).find(pair)
+    assert big.box[0] < 512 and len(crops) == 1
 
 
-def test_crop_of_detected_face(detector, astronaut):
-    (box,) = detector.detect(astronaut)
-    face = square_crop(astronaut, box)
-    assert face.shape == (48, 48)
-    assert is_face_crop(face)
-
-
-def test_is_face_crop():
-    assert is_face_crop(np.zeros((48, 48), np.uint8))
-    assert is_face_crop((96, 80))
-    assert is_face_crop((150, 140))
-    assert not is_face_crop((150, 300))
-    assert not is_face_crop((480, 640))
-    assert not is_face_crop((512, 512))
-
-
-# -------------------------------------------------------------- tracker
-
-def test_iou():
-    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
-    assert iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
-    assert iou((0, 0, 10, 10), (10, 0, 10, 10)) == 0.0          # touching
-    assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
-    assert iou((0, 0, 10, 10), (2, 2, 5, 5)) == pytest.approx(25 / 100)
-
-
-def test_tracker_ids_stable_and_order_free():
-    tr = FaceTracker(iou_threshold=0.3, max_missing=2)
-    a, b = [10, 10, 50, 50], [200, 20, 60, 60]
-    ids = [r[0] for r in tr.update([a, b])]
-    assert ids == [1, 2]
-    for step in range(1, 8):                       # both faces drift slowly
-        a2 = (10 + 3 * step, 10 + step, 50, 50)
-        b2 = (200 - 2 * step, 20, 60 + step, 60 + step)
-        order = [b2, a2] if step % 2 else [a2, b2]
-        res = tr.update(order)
-        got = {r[0]: r[1] for r in res}
-        assert got == {1: a2, 2: b2}
-    res = tr.update([a2, b2, (400, 300, 40, 40)])  # a third face appears
-    assert [r[0] for r in res] == [1, 2, 3]
-
-
-def test_tracker_missing_frames():
-    tr = FaceTracker(max_missing=2)
-    box = (100, 100, 40, 40)
-    assert tr.update([box])[0][0] == 1
-    tr.update([])
-    tr.update([])                                  # missing 2 frames: kept
-    assert tr.update([box])[0][0] == 1
-    for _ in range(3):                             # missing 3 > 2: dropped
-        tr.update([])
-    assert tr.tracks == {}
-    assert tr.update([box])[0][0] == 2
-    tr.reset()
-    assert tr.update([box])[0][0] == 1
-
-
-def test_tracker_greedy_best_match():
-    tr = FaceTracker(iou_threshold=0.1)
-    tr.update([(0, 0, 10, 10)])
-    # two candidates overlap the track; the better one keeps the id
-    res = tr.update([(6, 0, 10, 10), (1, 0, 10, 10)])
-    assert [r[0] for r in res] == [2, 1]
-
-
-def test_tracker_ema():
-    tr = FaceTracker(alpha=0.3)
-    box = (0, 0, 20, 20)
-    (_, _, p), = tr.update([box], [[1.0, 0.0]])
-    np.testing.assert_allclose(p, [1.0, 0.0])
-    (_, _, p), = tr.update([box], [np.array([0.0, 1.0])])
-    np.testing.assert_allclose(p, [0.7, 0.3])
-    (_, _, p), = tr.update([box], [np.array([0.0, 1.0])])
-    np.testing.assert_allclose(p, [0.49, 0.51])
-    assert p.sum() == pytest.approx(1.0)
-    p[:] = 0                                       # returned copy, not state
-    (_, _, p), = tr.update([box], [[0.0, 1.0]])
-    np.testing.assert_allclose(p, [0.343, 0.657])
-    # a new track starts from its own first vector
-    res = tr.update([box, (100, 100, 20, 20)], [[0.0, 1.0], [0.25, 0.75]])
-    np.testing.assert_allclose(res[1][2], [0.25, 0.75])
-
-
-def test_tracker_inputs():
-    tr = FaceTracker()
-    assert tr.update([(0, 0, 5, 5)]) == [(1, (0, 0, 5, 5), None)]
-    with pytest.raises(ValueError):
-        tr.update([(0, 0, 5, 5)], [[0.5, 0.5], [0.5, 0.5]])
-    with pytest.raises(ValueError):
-        FaceTracker(alpha=0.0)
+def test_face_is_a_named_tuple():
+    f = Face((1, 2, 3, 4), None, 0.5)
+    assert f.box == (1, 2, 3, 4) and f.score == 0.5

@@ -69,7 +69,7 @@ def weights(tmp_path_factory):
 @pytest.fixture(scope="module")
 def face48(tmp_path_factory):
     """The astronaut's face, cut out like a FER image (48x48 gray PNG)."""
-    from minifer.fer.faces import square_crop
+    from minifer.fer.align import square_crop
     from minifer.fer.images import load_image, to_gray_array
     gray = to_gray_array(load_image(ASTRONAUT))
     path = tmp_path_factory.mktemp("crop") / "face48.png"
@@ -203,7 +203,8 @@ def test_usage_errors_are_one_line(weights, capsys):
                  ["--smooth", "0.3", str(ASTRONAUT)], ["--video", "x.mp4", str(ASTRONAUT)],
                  ["--video", "x.mp4", "--annotate", "out.png"],
                  ["--annotate", "out.notanimage", str(ASTRONAUT)],
-                 ["--scale-factor", "1", str(ASTRONAUT)]):
+                 ["--threshold", "1", str(ASTRONAUT)], ["--min-face", "0", str(ASTRONAUT)],
+                 ["--detect-every", "2", str(ASTRONAUT)], ["--video", "0", "--detect-every", "0"]):
         assert main(["--weights", str(weights), *argv]) == 2, argv
         err = capsys.readouterr().err
         assert len(err.splitlines()) == 1 and err.startswith(ERR), (argv, err)
@@ -213,16 +214,17 @@ def test_usage_errors_are_one_line(weights, capsys):
 
 
 def test_detection_defaults_for_photos_and_video():
-    """Photos: detect at 640 px, step 1.1; video: 320 px, step 1.2 (the 33 ms
-    frame budget, benchmarks/realtime.py); explicit options win."""
+    """Photos: search at 640 px plus full size for 20 px faces; video: 320 px, detection on every
+    2nd frame (the 10 ms frame budget, benchmarks/realtime.py); explicit options win."""
     from minifer.fer.faces import IMAGE_DETECT, VIDEO_DETECT
     from minifer.predict import _check_args, build_parser
-    for argv, want in (([str(ASTRONAUT)], IMAGE_DETECT), (["--video", "0"], VIDEO_DETECT),
-                       (["--video", "0", "--detect-size", "480", "--scale-factor", "1.05"],
-                        (480, 1.05))):
+    for argv, want in (([str(ASTRONAUT)], (640, 20, None)), (["--video", "0"], (320, None, 2)),
+                       (["--video", "0", "--detect-size", "480", "--detect-every", "1",
+                         "--min-face", "30"], (480, 30, 1))):
         args = build_parser().parse_args(argv)
         _check_args(args)
-        assert (args.detect_size, args.scale_factor) == want, argv
+        assert (args.detect_size, args.min_face, args.detect_every) == want, argv
+    assert IMAGE_DETECT["detect_size"] == 640 and VIDEO_DETECT["detect_every"] == 2
 
 
 def test_default_weights_missing_is_usage_error(monkeypatch, tmp_path):
@@ -302,3 +304,58 @@ def test_explain_writes_gradcam_pictures(weights, tmp_path):
     assert [f.name for f in files] == ["astronaut_face1_gradcam.png"]
     with Image.open(files[0]) as im:
         assert im.size == (96 * 4, 48 * 4)
+
+
+def _write_clip(path, frames, fourcc="MJPG"):
+    cv2 = pytest.importorskip("cv2")
+    face = cv2.resize(cv2.imread(str(ASTRONAUT)), (240, 240), interpolation=cv2.INTER_AREA)
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10.0, (320, 240))
+    for i in range(frames):
+        frame = np.full((240, 320, 3), 90, np.uint8)
+        frame[:, 20 + 2 * i:260 + 2 * i] = face
+        w.write(frame)
+    w.release()
+    return path
+
+
+def test_video_truncated_keeps_the_frames_before(weights, tmp_path):
+    clip = _write_clip(tmp_path / "clip.avi", 30)
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[:int(len(data) * 0.6)])         # the last 40 % of the file is lost
+    rows, annotated = tmp_path / "rows.jsonl", tmp_path / "out.mp4"
+    r = run("--weights", weights, "--video", cut, "--json", "-o", rows, "--annotate", annotated,
+            check_rc=1)
+    errors = error_lines(r.stderr)
+    assert len(errors) == 1 and errors[0].startswith(ERR + str(cut)) and "truncated" in errors[0]
+    got = [json.loads(line) for line in rows.read_text().splitlines()]
+    assert 10 <= len(got) < 30 and [d["frame"] for d in got] == list(range(len(got)))
+    assert f"the {len(got)} frames before it" in errors[0]
+    assert annotated.is_file()                           # the annotated frames are kept too
+    r = run("--weights", weights, "--video", clip, "--json", "-o", rows, check_rc=0)
+    assert len(rows.read_text().splitlines()) == 30      # the whole file: no error
+
+
+def test_video_sources_that_cannot_be_read(weights, tmp_path):
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(os.urandom(50_000))
+    empty = tmp_path / "empty.avi"
+    empty.write_bytes(b"")
+    for source, reason in ((garbage, "cannot open video file"), (empty, "cannot open video file"),
+                           ("7", "cannot open camera"), (tmp_path / "none.mp4", "no such file"),
+                           (tmp_path, "is a directory")):
+        r = run("--weights", weights, "--video", source, check_rc=1)
+        assert r.stderr.splitlines() == [f"{ERR}{source}: {reason}"] or \
+            (len(r.stderr.splitlines()) == 1 and reason in r.stderr), (source, r.stderr)
+
+
+def test_video_detect_every_tracks_one_face(weights, tmp_path):
+    clip = _write_clip(tmp_path / "clip.avi", 12)
+    for every in ("1", "3"):
+        r = run("--weights", weights, "--video", clip, "--json", "--detect-every", every,
+                check_rc=0)
+        got = [json.loads(line) for line in r.stdout.splitlines()]
+        assert [len(d["faces"]) for d in got] == [1] * 12
+        assert {f["track_id"] for d in got for f in d["faces"]} == {1}
+        detected = 12 if every == "1" else 4
+        assert f"12 frames ({detected} detected)" in r.stderr

@@ -1,32 +1,49 @@
-"""Face detection (OpenCV Haar cascade), square face crops, video tracking, and
-:class:`FaceFinder`, which turns a gray image into the model's face crops.
+"""Face detection with YuNet, and :class:`FaceFinder`, which turns an image into the model's face crops.
 
-OpenCV is imported only when a :class:`FaceDetector` is made, so importing
-this module is cheap and :func:`square_crop`, :func:`is_face_crop`,
-:func:`iou` and :class:`FaceTracker` work without OpenCV installed. Importing
-it changes nothing in the process; :func:`quiet_opencv` is the explicit call
+YuNet (Wu, Peng, Yu 2023; ``yunet/yunet_s_640_640.onnx`` in this package, Apache 2.0, see
+``yunet/README.md``) is a 75k-parameter CNN that OpenCV runs through ``cv2.FaceDetectorYN``.
+For every face it gives a box, a score and five landmarks: the person's right eye, left eye,
+nose tip, right and left mouth corner (on the image, the person's right eye is on the left).
+
+OpenCV is imported only when a :class:`FaceDetector` is made, so importing this module is
+cheap. Importing it changes nothing in the process; :func:`quiet_opencv` is the explicit call
 that lowers OpenCV's log level.
 """
 import os
 import sys
+from importlib import resources
+from typing import NamedTuple
 
 import numpy as np
-from PIL import Image
 
+from .align import align_crop, is_face_crop, square_crop
 from .classes import FACE_SIZE
 
-CASCADE_NAME = "haarcascade_frontalface_default.xml"
-_INSTALL_HINT = ('pip install "opencv-python-headless<5" '
-                 "(OpenCV 5.x wheels no longer ship the Haar cascade files)")
-# Detection settings (long side in px of the copy searched, cascade scale step):
-# photos favour finding small faces, video the 33 ms frame budget
-# (measured in benchmarks/realtime.py).
-IMAGE_DETECT = (640, 1.1)
-VIDEO_DETECT = (320, 1.2)
+DETECTOR_FILE = "yunet_s_640_640.onnx"
+DETECTOR_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
+# px: the smallest face YuNet finds reliably in the image it searches (astronaut copies of
+# 20 px score about 0.8, of 17 px about 0.6, of 14 px are missed; tests/test_faces.py)
+SMALLEST_FOUND = 20
+# Default score threshold: on the photos of benchmarks/photos.py it invents no face and misses none.
+THRESHOLD = 0.7
+# Defaults: long side (px) of the copy searched, smallest face (px of the original) looked for,
+# and for video how often the detector runs (the tracker carries the faces in between). Photos
+# add a full-size search for 20 px faces; video keeps 30 frames/s (benchmarks/realtime.py).
+IMAGE_DETECT = dict(detect_size=640, min_face=20)
+VIDEO_DETECT = dict(detect_size=320, min_face=None, detect_every=2)
 
 
 class DetectorError(RuntimeError):
-    """Face detection is unavailable: OpenCV or its Haar cascade file is missing."""
+    """Face detection is unavailable: OpenCV or its ``FaceDetectorYN`` is missing, or the model file."""
+
+
+class Face(NamedTuple):
+    """A detected face: ``box`` ``(x, y, w, h)`` Python ints, ``landmarks`` float32 ``(5, 2)``
+    (right eye, left eye, nose tip, right and left mouth corner; x, y) or ``None`` when
+    unknown (a whole image taken as the face), ``score`` in [0, 1]."""
+    box: tuple
+    landmarks: np.ndarray
+    score: float
 
 
 def quiet_opencv():
@@ -34,12 +51,14 @@ def quiet_opencv():
 
     OpenCV prints warnings (e.g. about a video it cannot decode) on stderr,
     which would break a command line's one-line-per-error rule. This sets
-    ``OPENCV_LOG_LEVEL=ERROR`` unless the environment already sets it (read
+    ``OPENCV_LOG_LEVEL=ERROR`` and ``OPENCV_FFMPEG_LOGLEVEL=-8`` (FFmpeg's own messages,
+    such as "moov atom not found", off) unless the environment already sets them (read
     when OpenCV is first imported) and lowers the level of an OpenCV that is
     already imported. Command lines call it at start-up; importing minifer
     never changes the environment by itself.
     """
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     cv2 = sys.modules.get("cv2")
     if cv2 is not None:
         try:
@@ -48,281 +67,168 @@ def quiet_opencv():
             pass
 
 
-def _check_gray(gray):
-    gray = np.asarray(gray)
-    if gray.ndim != 2 or gray.dtype != np.uint8:
-        raise ValueError("expected a 2-D uint8 grayscale array, got "
-                         f"shape {gray.shape} dtype {gray.dtype}")
-    if gray.size == 0:
+def detector_file():
+    """The path of the YuNet model shipped inside the package."""
+    return resources.files(__package__).joinpath("yunet", DETECTOR_FILE)
+
+
+def _check_image(image):
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))):
+        raise ValueError("expected a uint8 gray (H, W) or BGR (H, W, 3) image, got "
+                         f"shape {image.shape} dtype {image.dtype}")
+    if image.size == 0:
         raise ValueError("empty image")
-    return gray
+    return image
+
+
+def to_gray(image):
+    """Gray ``(H, W)`` uint8 from a gray, BGR or BGRA uint8 image."""
+    image = _check_image(image)
+    if image.ndim == 2:
+        return image
+    import cv2
+    return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
 
 
 class FaceDetector:
-    """Frontal face detector based on OpenCV's Haar cascade (:class:`DetectorError`
-    if OpenCV or the cascade file is missing).
+    """YuNet through ``cv2.FaceDetectorYN`` (:class:`DetectorError` if unavailable).
 
-    Images whose long side exceeds ``max_side`` are downscaled for detection
-    (boxes are mapped back to full resolution). ``min_size`` is the smallest
-    face side in original pixels; by default ``max(24, min(H, W) // 20)``.
+    ``threshold`` is the lowest face score kept. Faces are searched on a copy whose long side is
+    at most ``detect_size`` px; when ``min_face`` (px of the original, the smallest face side
+    wanted) is too small to be found there, a second search runs on a copy large enough that
+    such a face measures :data:`SMALLEST_FOUND` px, and the two are merged. Faces smaller than
+    ``min_face`` are dropped. Boxes and landmarks are in the original image's pixels.
     """
 
-    def __init__(self, scale_factor=1.1, min_neighbors=5, min_size=None,
-                 max_side=640, cascade_path=None):
+    def __init__(self, threshold=THRESHOLD, detect_size=640, min_face=None, nms=0.3,
+                 model_path=None):
         try:
             import cv2
         except ImportError:
-            raise DetectorError(
-                f"face detection needs OpenCV: {_INSTALL_HINT}") from None
-        if cascade_path is None:
-            folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
-            if not folder:
-                raise DetectorError(
-                    f"this OpenCV build has no Haar cascade files: {_INSTALL_HINT}")
-            cascade_path = os.path.join(folder, CASCADE_NAME)
-        cascade_path = os.fspath(cascade_path)
-        if not os.path.isfile(cascade_path):
-            raise DetectorError(
-                f"Haar cascade file not found: {cascade_path}; {_INSTALL_HINT}")
-        cascade = cv2.CascadeClassifier(cascade_path)
-        if cascade.empty():
-            raise DetectorError(f"could not load Haar cascade {cascade_path}")
+            raise DetectorError("face detection needs OpenCV: pip install opencv-python-headless") from None
+        if not hasattr(cv2, "FaceDetectorYN"):
+            raise DetectorError(f"OpenCV {cv2.__version__} has no FaceDetectorYN; "
+                                "pip install 'opencv-python-headless>=4.8'")
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+        self.threshold, self.nms = float(threshold), float(nms)
+        self.detect_size = int(detect_size)
+        self.min_face = None if min_face is None else float(min_face)
+        with resources.as_file(detector_file() if model_path is None else model_path) as path:
+            if not os.path.isfile(path):
+                raise DetectorError(f"face detector model not found: {path}")
+            try:
+                self._net = cv2.FaceDetectorYN.create(os.fspath(path), "", (320, 320),
+                                                      self.threshold, self.nms, 5000)
+            except cv2.error as e:
+                raise DetectorError(f"cannot load the face detector {path}: "
+                                    f"{str(e).strip().splitlines()[-1]}") from None
         self._cv2 = cv2
-        self._cascade = cascade
-        self.cascade_path = cascade_path
-        self.scale_factor = float(scale_factor)
-        self.min_neighbors = int(min_neighbors)
-        self.min_size = min_size
-        self.max_side = int(max_side)
 
-    def detect(self, gray):
-        """Return face boxes ``[(x, y, w, h), ...]`` in ``gray`` (uint8, HxW),
-        sorted left to right, as Python ints in full-resolution pixels."""
+    def scales(self, shape):
+        """The scales (copy size / original size, at most 1) searched for an image of ``shape``."""
+        long_side = max(shape[:2])
+        coarse = min(1.0, self.detect_size / long_side) if self.detect_size > 0 else 1.0
+        if self.min_face is None or self.min_face * coarse >= SMALLEST_FOUND:
+            return [coarse]
+        return [coarse, min(1.0, SMALLEST_FOUND / self.min_face)]
+
+    def _search(self, image, scale):
         cv2 = self._cv2
-        gray = np.ascontiguousarray(_check_gray(gray))
-        H, W = gray.shape
-        min_face = (int(self.min_size) if self.min_size is not None
-                    else max(24, min(H, W) // 20))
-        scale = 1.0
-        small = gray
-        if self.max_side and max(H, W) > self.max_side:
-            scale = self.max_side / max(H, W)
+        H, W = image.shape[:2]
+        if scale < 1.0:
             size = (max(1, round(W * scale)), max(1, round(H * scale)))
-            small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-        min_small = max(24, round(min_face * scale))
-        if min(small.shape) < min_small:
-            return []
-        found = self._cascade.detectMultiScale(
-            small, scaleFactor=self.scale_factor,
-            minNeighbors=self.min_neighbors, minSize=(min_small, min_small))
-        boxes = []
-        for x, y, w, h in np.asarray(found, dtype=np.float64).reshape(-1, 4):
-            x0 = min(max(int(round(x / scale)), 0), W - 1)
-            y0 = min(max(int(round(y / scale)), 0), H - 1)
-            x1 = min(max(int(round((x + w) / scale)), x0 + 1), W)
-            y1 = min(max(int(round((y + h) / scale)), y0 + 1), H)
-            boxes.append((x0, y0, x1 - x0, y1 - y0))
-        boxes.sort(key=lambda b: (b[0], b[1]))
-        return boxes
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        elif image.shape[2] == 4:
+            image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+        h, w = image.shape[:2]
+        self._net.setInputSize((w, h))
+        _, found = self._net.detect(np.ascontiguousarray(image))
+        if found is None:
+            return np.zeros((0, 15), np.float32)
+        found = np.array(found, np.float32).reshape(-1, 15)
+        found = found[np.isfinite(found).all(1)]   # a tiny image can give infinite boxes
+        found[:, 0:14:2] *= np.float32(W / w)   # x, w and the landmarks' x
+        found[:, 1:14:2] *= np.float32(H / h)   # y, h and the landmarks' y
+        return found
+
+    def detect(self, image):
+        """The faces in a gray or BGR uint8 image: a list of :class:`Face`, left to right."""
+        cv2 = self._cv2
+        image = _check_image(image)
+        H, W = image.shape[:2]
+        found = np.concatenate([self._search(image, s) for s in self.scales(image.shape)])
+        if len(found) > 1:  # the coarse and fine searches find the same faces
+            keep = cv2.dnn.NMSBoxes(found[:, :4].tolist(), found[:, 14].tolist(),
+                                    self.threshold, self.nms)
+            found = found[np.asarray(keep, int).reshape(-1)]
+        faces = []
+        for f in found:
+            x0, y0 = max(0, round(float(f[0]))), max(0, round(float(f[1])))
+            x1, y1 = min(W, round(float(f[0] + f[2]))), min(H, round(float(f[1] + f[3])))
+            if x1 <= x0 or y1 <= y0 or (self.min_face and max(f[2], f[3]) < self.min_face):
+                continue
+            faces.append(Face((x0, y0, x1 - x0, y1 - y0), f[4:14].reshape(5, 2).copy(), float(f[14])))
+        faces.sort(key=lambda f: (f.box[0], f.box[1]))
+        return faces
 
     __call__ = detect
 
 
-def square_crop(gray, box, margin=0.2, size=FACE_SIZE):
-    """Cut a square face patch around ``box`` and resize it to ``size``.
-
-    The square is centred on ``box = (x, y, w, h)`` with side
-    ``max(w, h) * (1 + margin)``. Parts outside the image are filled by
-    repeating the edge pixels. Returns a ``uint8`` array ``(size, size)``.
-    """
-    gray = _check_gray(gray)
-    H, W = gray.shape
-    x, y, w, h = (float(v) for v in box)
-    if w <= 0 or h <= 0:
-        raise ValueError(f"box must have positive width and height: {box}")
-    side = max(1, int(round(max(w, h) * (1.0 + margin))))
-    x0 = int(round(x + w / 2.0 - side / 2.0))
-    y0 = int(round(y + h / 2.0 - side / 2.0))
-    x1, y1 = x0 + side, y0 + side
-    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, W), min(y1, H)
-    if cx0 >= cx1 or cy0 >= cy1:
-        raise ValueError(f"box {box} lies outside the {W}x{H} image")
-    patch = gray[cy0:cy1, cx0:cx1]
-    pad = ((cy0 - y0, y1 - cy1), (cx0 - x0, x1 - cx1))
-    if any(v for pair in pad for v in pair):
-        patch = np.pad(patch, pad, mode="edge")
-    if side != size:
-        patch = np.asarray(Image.fromarray(patch).resize(
-            (size, size), Image.Resampling.BILINEAR))
-    return np.array(patch, dtype=np.uint8)
-
-
-def is_face_crop(gray, max_side=96, square_max_side=160, max_aspect=1.25):
-    """Guess whether ``gray`` is already a tight face crop (e.g. FER 48x48).
-
-    True if both sides are at most ``max_side``, or the image is nearly
-    square (aspect ratio up to ``max_aspect``) with both sides at most
-    ``square_max_side``. ``gray`` is an array or a ``(H, W)`` shape.
-    """
-    shape = gray.shape if hasattr(gray, "shape") else tuple(gray)
-    h, w = int(shape[0]), int(shape[1])
-    if h <= 0 or w <= 0:
-        return False
-    if max(h, w) <= max_side:
-        return True
-    return max(h, w) <= square_max_side and max(h, w) / min(h, w) <= max_aspect
-
-
 class FaceFinder:
-    """Gray image -> face boxes and square crops of the model's input size.
+    """An image -> its faces and their crops at the model's input size.
 
-    A small image that already looks like a face crop (:func:`is_face_crop`,
-    when ``guess_crops``) or any image when ``detect`` is false is taken whole;
-    otherwise a :class:`FaceDetector` (made on first use, so OpenCV is imported
-    only if some image needs detection) finds the faces and each is cut out
-    with :func:`square_crop`. ``largest`` keeps only the largest face.
+    A small image that already looks like a face crop (:func:`~minifer.fer.align.is_face_crop`,
+    when ``guess_crops``) or any image when ``detect`` is false is taken whole; otherwise a
+    :class:`FaceDetector` (made on first use, so OpenCV is imported only if some image needs
+    detection; ``threshold``, ``detect_size``, ``min_face`` go to it) finds the faces, and each is
+    cut out aligned on its landmarks (:func:`~minifer.fer.align.align_crop`), or square around its
+    box (:func:`~minifer.fer.align.square_crop`) when ``align`` is false or it has no landmarks. ``largest`` keeps only the largest face.
     """
 
-    def __init__(self, detect=True, min_neighbors=5, largest=False, size=FACE_SIZE, margin=0.2,
-                 guess_crops=True, detect_size=IMAGE_DETECT[0], scale_factor=IMAGE_DETECT[1]):
+    def __init__(self, detect=True, largest=False, size=FACE_SIZE, guess_crops=True, align=True,
+                 threshold=THRESHOLD, detect_size=640, min_face=20):
         self.detect = detect
-        self.detect_size = detect_size
-        self.scale_factor = scale_factor
-        self.guess_crops = guess_crops
-        self.min_neighbors = min_neighbors
         self.largest = largest
         self.size = size
-        self.margin = margin
+        self.guess_crops = guess_crops
+        self.align = align
+        self._settings = dict(threshold=threshold, detect_size=detect_size, min_face=min_face)
         self._detector = None
 
     @property
     def detector(self):
         """The :class:`FaceDetector`, made on first use (:class:`DetectorError` if unavailable)."""
         if self._detector is None:
-            self._detector = FaceDetector(min_neighbors=self.min_neighbors,
-                                          max_side=self.detect_size,
-                                          scale_factor=self.scale_factor)
+            self._detector = FaceDetector(**self._settings)
         return self._detector
 
-    def find(self, gray):
-        """``(boxes, crops, whole)``: boxes ``(x, y, w, h)``, uint8 crops
-        ``(N, size, size)``, and whether the whole image was taken as the face."""
+    def faces(self, image):
+        """The detected faces of a gray or BGR image (only the largest with ``largest``)."""
+        faces = self.detector.detect(image)
+        if self.largest and len(faces) > 1:
+            faces = [max(faces, key=lambda f: (f.box[2] * f.box[3], -f.box[0], -f.box[1]))]
+        return faces
+
+    def crops(self, gray, faces):
+        """uint8 ``(N, size, size)`` crops of ``faces`` from the gray image."""
+        crops = np.zeros((len(faces), self.size, self.size), np.uint8)
+        for i, f in enumerate(faces):
+            crops[i] = (align_crop(gray, f.landmarks, self.size)
+                        if self.align and f.landmarks is not None
+                        else square_crop(gray, f.box, size=self.size))
+        return crops
+
+    def find(self, image):
+        """``(faces, crops, whole)`` for a gray or BGR image: a list of :class:`Face`, uint8
+        crops ``(N, size, size)``, and whether the whole image was taken as the face."""
+        gray = to_gray(image)
         h, w = gray.shape
         if not self.detect or (self.guess_crops and is_face_crop(gray)):
-            box = (0, 0, int(w), int(h))
-            return [box], square_crop(gray, box, margin=0.0, size=self.size)[None], True
-        boxes = self.detector.detect(gray)
-        if self.largest and len(boxes) > 1:
-            boxes = [max(boxes, key=lambda b: (b[2] * b[3], -b[0], -b[1]))]
-        crops = np.zeros((len(boxes), self.size, self.size), np.uint8)
-        for i, b in enumerate(boxes):
-            crops[i] = square_crop(gray, b, margin=self.margin, size=self.size)
-        return boxes, crops, False
-
-
-def iou(a, b):
-    """Intersection over union of two ``(x, y, w, h)`` boxes, in ``[0, 1]``."""
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = min(ax + aw, bx + bw) - max(ax, bx)
-    ih = min(ay + ah, by + bh) - max(ay, by)
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = float(iw) * float(ih)
-    union = float(aw) * float(ah) + float(bw) * float(bh) - inter
-    return inter / union if union > 0 else 0.0
-
-
-class _Track:
-    __slots__ = ("id", "box", "probs", "missing")
-
-    def __init__(self, track_id, box, probs):
-        self.id = track_id
-        self.box = box
-        self.probs = probs
-        self.missing = 0
-
-
-class FaceTracker:
-    """Give faces stable ids across video frames and smooth their predictions.
-
-    Each :meth:`update` matches the frame's boxes to existing tracks greedily
-    by IoU (best pairs first, at least ``iou_threshold``). A matched track
-    takes the new box and smooths its probabilities with an exponential
-    moving average, ``p = alpha * new + (1 - alpha) * p``; unmatched boxes
-    start new tracks; a track unseen for more than ``max_missing`` frames is
-    dropped.
-    """
-
-    def __init__(self, iou_threshold=0.3, max_missing=5, alpha=0.5):
-        if not 0.0 < alpha <= 1.0:
-            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
-        self.iou_threshold = float(iou_threshold)
-        self.max_missing = int(max_missing)
-        self.alpha = float(alpha)
-        self._tracks = []
-        self._next_id = 1
-
-    def reset(self):
-        """Forget all tracks (ids start again from 1)."""
-        self._tracks = []
-        self._next_id = 1
-
-    @property
-    def tracks(self):
-        """Live tracks as ``{track_id: (box, smoothed_probs, frames_missing)}``."""
-        return {t.id: (t.box, t.probs, t.missing) for t in self._tracks}
-
-    def update(self, boxes, probs=None):
-        """Feed one frame; return ``[(track_id, box, smoothed_probs), ...]``.
-
-        ``boxes`` are ``(x, y, w, h)``; ``probs`` is one probability vector
-        per box (or ``None`` to track boxes only, giving ``None`` back). The
-        result is in the order of ``boxes``.
-        """
-        boxes = [tuple(int(v) for v in b) for b in boxes]
-        if probs is None:
-            probs = [None] * len(boxes)
-        else:
-            probs = [None if p is None else np.asarray(p, dtype=np.float64)
-                     for p in probs]
-            if len(probs) != len(boxes):
-                raise ValueError(f"got {len(boxes)} boxes but {len(probs)} "
-                                 "probability vectors")
-
-        pairs = []
-        for ti, t in enumerate(self._tracks):
-            for bi, b in enumerate(boxes):
-                s = iou(t.box, b)
-                if s >= self.iou_threshold and s > 0.0:
-                    pairs.append((s, ti, bi))
-        pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
-        track_for_box = {}
-        used = set()
-        for s, ti, bi in pairs:
-            if ti in used or bi in track_for_box:
-                continue
-            used.add(ti)
-            track_for_box[bi] = self._tracks[ti]
-
-        results = []
-        for bi, (box, p) in enumerate(zip(boxes, probs)):
-            t = track_for_box.get(bi)
-            if t is None:
-                t = _Track(self._next_id, box, None if p is None else p.copy())
-                self._next_id += 1
-                self._tracks.append(t)
-            else:
-                t.box = box
-                if p is not None:
-                    if t.probs is None or t.probs.shape != p.shape:
-                        t.probs = p.copy()
-                    else:
-                        t.probs = self.alpha * p + (1.0 - self.alpha) * t.probs
-            results.append((t.id, box, None if t.probs is None else t.probs.copy()))
-
-        seen = {r[0] for r in results}
-        for t in self._tracks:
-            t.missing = 0 if t.id in seen else t.missing + 1
-        self._tracks = [t for t in self._tracks if t.missing <= self.max_missing]
-        return results
+            face = Face((0, 0, int(w), int(h)), None, 1.0)
+            return [face], self.crops(gray, [face]), True
+        faces = self.faces(image)
+        return faces, self.crops(gray, faces), False

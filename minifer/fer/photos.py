@@ -104,10 +104,10 @@ def analyze_image(path, finder, predictor, annotate_dest=None, explain_dir=None)
     except ImageError as e:
         raise InputError(str(e)) from None
     gray = to_gray_array(img)
-    boxes, crops, whole = finder.find(gray)
+    found, crops, whole = finder.find(gray)
     probs = predictor.predict(crops)
-    faces = [{"face": i + 1, "box": [int(v) for v in b], "probs": probs[i]}
-             for i, b in enumerate(boxes)]
+    faces = [{"face": i + 1, "box": [int(v) for v in f.box], "probs": probs[i]}
+             for i, f in enumerate(found)]
     if annotate_dest is not None:
         if os.path.exists(annotate_dest) and os.path.samefile(annotate_dest, path):
             raise InputError(f"{path}: refusing to overwrite the input with the annotated image")

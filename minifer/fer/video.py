@@ -1,8 +1,9 @@
 """Emotion recognition on a video file or a camera, frame by frame.
 
-Each frame: OpenCV reads it (BGR), the faces are found in gray and cut out
-square (:class:`minifer.fer.faces.FaceFinder`), all faces of the frame are
-classified in one batch, and a :class:`minifer.fer.faces.FaceTracker` gives
+Each frame: OpenCV reads it (BGR), YuNet finds the faces (on every frame, or every
+N-th with the tracker carrying them in between), each is cut out aligned on its
+landmarks (:class:`minifer.fer.faces.FaceFinder`), all faces of the frame are
+classified in one batch, and a :class:`minifer.fer.tracking.FaceTracker` gives
 every face a stable id and smooths its probabilities. :func:`run_frames` is the
 loop: it hands each frame's tracks to a row writer, draws them
 (:func:`minifer.fer.drawing.draw_tracks`) into an annotated video and/or a
@@ -20,7 +21,7 @@ import cv2
 import numpy as np
 
 from .drawing import draw_tracks
-from .faces import DetectorError
+from .faces import DetectorError, to_gray
 from .writers import AtomicVideoWriter
 
 QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q or Esc closes the window
@@ -96,28 +97,29 @@ def iter_frames(cap, fps=0.0, camera=False, max_frames=None):
 # ----------------------------------------------------------------------------
 # one frame
 # ----------------------------------------------------------------------------
-def to_gray(frame):
-    """BGR / BGRA / gray frame -> 2-D uint8 gray."""
-    if frame.ndim == 2:
-        return np.ascontiguousarray(frame, dtype=np.uint8)
-    code = cv2.COLOR_BGRA2GRAY if frame.shape[2] == 4 else cv2.COLOR_BGR2GRAY
-    return cv2.cvtColor(frame, code)
+def analyze_frame(frame, finder, predictor, tracker, detect=True):
+    """Find, align, classify and track the faces of one frame.
 
-
-def analyze_frame(frame, finder, predictor, tracker):
-    """Detect, classify and track the faces of one frame.
-
-    Returns ``(tracks, timing)``: ``tracks`` is ``[(track_id, box, smoothed
-    probs)]`` and ``timing`` has the seconds spent in ``detect`` (gray
-    conversion, detection, cropping) and ``model``.
+    ``detect`` runs the detector; otherwise the tracker's predicted faces are used
+    (:meth:`minifer.fer.tracking.FaceTracker.predict`). All faces are classified in one batch.
+    Returns ``(tracks, timing)``: ``tracks`` is ``[(track_id, box, smoothed probs)]`` and
+    ``timing`` the seconds spent in each of ``detect``, ``align``, ``classify``, ``track``.
     """
     t0 = time.perf_counter()
-    boxes, crops, _ = finder.find(to_gray(frame))
+    if not finder.detect:
+        faces = finder.find(frame)[0]            # the whole frame is the face
+    elif detect:
+        faces = finder.faces(frame)
+    else:
+        faces = tracker.predict()
     t1 = time.perf_counter()
-    probs = predictor.predict(crops) if len(crops) else np.zeros((0, len(predictor.classes)))
+    crops = finder.crops(to_gray(frame), faces)
     t2 = time.perf_counter()
-    tracks = tracker.update(boxes, list(probs))
-    return tracks, {"detect": t1 - t0, "model": t2 - t1}
+    probs = predictor.predict(crops) if len(crops) else np.zeros((0, len(predictor.classes)))
+    t3 = time.perf_counter()
+    tracks = tracker.update(faces, list(probs), detected=detect or not finder.detect)
+    t4 = time.perf_counter()
+    return tracks, {"detect": t1 - t0, "align": t2 - t1, "classify": t3 - t2, "track": t4 - t3}
 
 
 # ----------------------------------------------------------------------------
@@ -143,80 +145,109 @@ def close_windows():
 # ----------------------------------------------------------------------------
 # the loop
 # ----------------------------------------------------------------------------
+STAGES = ("decode", "detect", "align", "classify", "track", "output")
+
+
 class VideoStats:
-    """Counts and per-stage seconds of a :func:`run_frames` run."""
+    """Counts and per-stage seconds of a :func:`run_frames` run (one row of :data:`STAGES` per frame)."""
 
     def __init__(self):
-        self.frames = self.faces = 0
+        self.frames = self.faces = self.detections = 0
         self.ids = set()
-        self.detect = self.model = 0.0
+        self.times = []          # per frame: seconds in each of STAGES
         self.start = time.perf_counter()
-        self.written = None  # the annotated video's path, once written
+        self.written = None      # the annotated video's path, once written
+        self.stopped = False     # the user ended it (q, Esc, Ctrl-C)
+        self.error = None        # why a video file ended before its last frame
 
-    def add(self, tracks, timing):
-        """Count one frame."""
+    def add(self, tracks, timing, detected):
+        """Count one frame; ``timing`` maps (some of) :data:`STAGES` to seconds."""
         self.frames += 1
+        self.detections += bool(detected)
         self.faces += len(tracks)
         self.ids.update(tid for tid, _, _ in tracks)
-        self.detect += timing["detect"]
-        self.model += timing["model"]
+        self.times.append([timing.get(k, 0.0) for k in STAGES])
+
+    def per_frame_ms(self):
+        """``{stage: median ms}`` plus ``total`` (median) and ``p95`` of the whole frame."""
+        t = 1e3 * np.array(self.times).reshape(-1, len(STAGES))
+        out = {k: float(np.median(t[:, i])) if len(t) else 0.0 for i, k in enumerate(STAGES)}
+        total = t.sum(1) if len(t) else np.zeros(1)
+        out.update(total=float(np.median(total)), p95=float(np.percentile(total, 95)))
+        return out
 
     def summary(self):
-        """One line: frames, faces, tracks, frames/s and milliseconds per stage."""
-        n = max(self.frames, 1)
+        """One line: frames, faces, tracks, frames/s and median milliseconds per stage."""
         elapsed = time.perf_counter() - self.start
-        return (f"{self.frames} frames, {self.faces} faces, {len(self.ids)} tracks in "
-                f"{elapsed:.1f} s ({self.frames / elapsed:.1f} frames/s; per frame: detection "
-                f"{1e3 * self.detect / n:.1f} ms, model {1e3 * self.model / n:.1f} ms)")
+        ms = self.per_frame_ms()
+        split = ", ".join(f"{k} {ms[k]:.1f}" for k in STAGES)
+        return (f"{self.frames} frames ({self.detections} detected), {self.faces} faces, "
+                f"{len(self.ids)} tracks in {elapsed:.1f} s ({self.frames / elapsed:.1f} frames/s; "
+                f"median per frame {ms['total']:.1f} ms, p95 {ms['p95']:.1f} ms: {split})")
 
 
-def run_frames(frames, finder, predictor, tracker, rows=None, writer=None, show=False, stats=None):
+def run_frames(frames, finder, predictor, tracker, rows=None, writer=None, show=False, stats=None,
+               detect_every=1):
     """Process ``(index, time_s, frame)`` items until they end, ``q``/Esc (``show``) or Ctrl-C.
 
-    ``rows`` (a :class:`minifer.fer.writers.RowWriter`) gets every frame's
-    tracks; ``writer`` (a :class:`minifer.fer.writers.AtomicVideoWriter`) and
-    the window (``show``, after :func:`open_window`) get the annotated frames,
-    with an FPS counter. Returns ``stats`` (a new :class:`VideoStats` if None);
-    a failing ``writer`` raises :class:`VideoError`.
+    The detector runs on every ``detect_every``-th frame, and on the next frame whenever it
+    missed a tracked face; in between the tracker carries the faces on. ``rows`` (a
+    :class:`minifer.fer.writers.RowWriter`) gets every frame's tracks; ``writer`` (a
+    :class:`minifer.fer.writers.AtomicVideoWriter`) and the window (``show``, after
+    :func:`open_window`) get the annotated frames, with an FPS counter. Returns ``stats`` (a
+    new :class:`VideoStats` if None); a failing ``writer`` raises :class:`VideoError`.
     """
     stats = stats if stats is not None else VideoStats()
     last = time.perf_counter()
     fps_ema = None
+    frames = iter(frames)
     try:
-        for i, t, frame in frames:
-            tracks, timing = analyze_frame(frame, finder, predictor, tracker)
-            stats.add(tracks, timing)
+        while True:
+            t0 = time.perf_counter()
+            item = next(frames, None)
+            if item is None:
+                break
+            i, t, frame = item
+            detect = i % detect_every == 0 or tracker.needs_detection or not tracker.tracks
+            timing = {"decode": time.perf_counter() - t0}
+            tracks, times = analyze_frame(frame, finder, predictor, tracker, detect)
+            timing.update(times)
+            t1 = time.perf_counter()
             if rows is not None:
                 rows.frame(i, t, tracks)
             now = time.perf_counter()
             inst = 1.0 / max(now - last, 1e-6)
             last = now
             fps_ema = inst if fps_ema is None else 0.9 * fps_ema + 0.1 * inst
-            if writer is None and not show:
-                continue
-            draw_tracks(frame, tracks, predictor.classes, fps_ema)
+            if writer is not None or show:
+                draw_tracks(frame, tracks, predictor.classes, fps_ema)
             if writer is not None:
                 try:
                     writer.write(frame)
                 except (OSError, cv2.error) as e:
                     raise VideoError(f"{writer.path}: cannot write video "
-                                          f"({getattr(e, 'strerror', None) or e})") from None
+                                     f"({getattr(e, 'strerror', None) or e})") from None
+            timing["output"] = time.perf_counter() - t1
+            stats.add(tracks, timing, detect)
             if show:
                 cv2.imshow(WINDOW, frame)
                 if (cv2.waitKey(1) & 0xFF) in QUIT_KEYS:
+                    stats.stopped = True
                     break
     except KeyboardInterrupt:  # Ctrl-C ends a camera session normally
-        pass
+        stats.stopped = True
     return stats
 
 
 def analyze_video(source, finder, predictor, tracker, rows=None, annotate=None, show=False,
-                  max_frames=None):
+                  max_frames=None, detect_every=1):
     """Recognise the faces of a video file or camera (``source``, see :func:`parse_source`).
 
-    ``rows``, ``show`` as in :func:`run_frames`; ``annotate`` is the path of the
-    annotated video to write. Returns the :class:`VideoStats`. Raises
-    :class:`DisplayError` (``show`` impossible) and :class:`VideoError`.
+    ``rows``, ``show``, ``detect_every`` as in :func:`run_frames`; ``annotate`` is the path of the
+    annotated video to write. Returns the :class:`VideoStats`; a file that ends before the
+    frames its header announces (corrupt or truncated) sets ``stats.error``, and the frames
+    before stay in the outputs. Raises :class:`DisplayError` (``show`` impossible) and
+    :class:`VideoError` (the source cannot be opened, a frame fails, the output cannot be written).
     """
     if show:
         open_window()
@@ -227,13 +258,22 @@ def analyze_video(source, finder, predictor, tracker, rows=None, annotate=None, 
     writer = AtomicVideoWriter(annotate, fps) if annotate else None
     stats = VideoStats()
     try:
-        frames = iter_frames(cap, fps, isinstance(parse_source(source), int), max_frames)
+        camera = isinstance(parse_source(source), int)
+        frames = iter_frames(cap, fps, camera, max_frames)
         try:
-            run_frames(frames, finder, predictor, tracker, rows, writer, show, stats)
+            run_frames(frames, finder, predictor, tracker, rows, writer, show, stats, detect_every)
         except (VideoError, DetectorError):
             raise
         except Exception as e:  # a failure on some frame: one line
             raise VideoError(f"{source}: frame {stats.frames}: {type(e).__name__}: {e}") from None
+        announced = 0 if camera else int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        wanted = min(announced, max_frames or announced)
+        if not stats.stopped and stats.frames == 0:
+            stats.error = "no frames could be read"
+        elif not stats.stopped and stats.frames < wanted - 1:   # codecs may miscount by one
+            stats.error = (f"frame {stats.frames} cannot be decoded (corrupt or truncated file: "
+                           f"{announced} frames announced); the {stats.frames} frames before it "
+                           "are in the output")
         if writer is not None:
             try:
                 if writer.close():
