@@ -40,7 +40,7 @@ def main(argv=None):
     p.add_argument("--device", choices=["cpu", "gpu"], default=None)
     p.add_argument("--dry-run", action="store_true", help="print the command and exit")
     p.add_argument("--install", action="store_true",
-                   help="after training, copy OUT/best.npz to weights/minivgg_fer.npz")
+                   help="after training, copy OUT/best.npz to minifer/fer/weights/minivgg_fer.npz")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="after --: more minifer.train options")
     args = p.parse_args(argv)
     extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
@@ -73,7 +73,7 @@ def main(argv=None):
         if rc == 0:
             print(f"outputs in {out}: " + ", ".join(sorted(os.listdir(out))))
         if rc == 0 and args.install:
-            dst = ROOT / "weights" / "minivgg_fer.npz"
+            dst = ROOT / "minifer" / "fer" / "weights" / "minivgg_fer.npz"
             dst.parent.mkdir(exist_ok=True)
             shutil.copyfile(Path(out) / "best.npz", dst)
             print(f"installed {dst}: python -m minifer.predict and examples 06-08 use it now")

@@ -5,7 +5,7 @@
     python examples/06_predict_photos.py --annotate annotated/    # also draw boxes and labels
     python examples/06_predict_photos.py --quick                  # the sample images, top 3
 
-Needs trained weights: --weights, default weights/minivgg_fer.npz (examples/05_train_fer.py
+Needs trained weights: --weights, default: the weights shipped in the package (examples/05_train_fer.py
 --install puts them there). Without them the script says so and exits (status 0 with --quick, so
 a classroom smoke test passes before the model is trained). The sample photos are an astronaut
 portrait (one face) and a cat (no human face: reported as "no face found", not an error).
@@ -20,8 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from minifer.fer.tta import TTA_MODES  # noqa: E402
+from minifer.fer.predictor import default_weights  # noqa: E402
 
-DEFAULT_WEIGHTS = ROOT / "weights" / "minivgg_fer.npz"
+DEFAULT_WEIGHTS = default_weights()
 
 
 def main(argv=None):

@@ -8,7 +8,7 @@ Every frame: OpenCV finds the faces, each face is classified, and a tracker give
 id and smooths its probabilities over frames (--smooth: the weight of the newest frame). See
 minifer/fer/video.py. --quick builds a short clip from examples/images/astronaut.jpg (a slow pan and
 zoom), runs on it and prints the per-frame rows; it needs no camera and no display. Needs trained
-weights (--weights, default weights/minivgg_fer.npz); without them the script says so and exits
+weights (--weights, default: the weights shipped in the package); without them the script says so and exits
 (status 0 with --quick).
 """
 import argparse
@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_WEIGHTS = ROOT / "weights" / "minivgg_fer.npz"
+DEFAULT_WEIGHTS = ROOT / "minifer" / "fer" / "weights" / "minivgg_fer.npz"
 PHOTO = ROOT / "examples" / "images" / "astronaut.jpg"
 
 

@@ -8,7 +8,7 @@ The largest face is found and cut out as for python -m minifer.predict, classifi
 with minifer.fer.explain (docs/10_evaluation.md): Grad-CAM shows which regions of the last conv layer's
 feature maps raised the class score, saliency which input pixels it is most sensitive to. The PNG
 shows the photo, the 48x48 face, both maps and the class probabilities. Needs trained weights
-(--weights, default weights/minivgg_fer.npz); with --quick and no weights it explains an untrained
+(--weights, default: the weights shipped in the package); with --quick and no weights it explains an untrained
 model instead (the pipeline runs, the maps mean nothing).
 """
 import argparse
@@ -33,9 +33,9 @@ from minifer.fer.classes import CLASSES, gray_preprocess  # noqa: E402
 from minifer.fer.explain import default_cam_layer, grad_cam, overlay, saliency  # noqa: E402
 from minifer.fer.faces import FaceFinder  # noqa: E402
 from minifer.fer.images import load_image, to_gray_array  # noqa: E402
-from minifer.fer.predictor import Predictor, PredictorError  # noqa: E402
+from minifer.fer.predictor import Predictor, PredictorError, default_weights  # noqa: E402
 
-DEFAULT_WEIGHTS = ROOT / "weights" / "minivgg_fer.npz"
+DEFAULT_WEIGHTS = default_weights()
 DEFAULT_IMAGE = ROOT / "examples" / "images" / "astronaut.jpg"
 
 

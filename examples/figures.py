@@ -6,7 +6,7 @@
     python examples/figures.py --all         # all three
     python examples/figures.py --quick --out-dir /tmp/figs   # the im2col figure only (used by the tests)
 
-The trained-weights figures read ``--weights`` (default ``weights/minivgg_fer.npz``) and the faces of
+The trained-weights figures read ``--weights`` (default: the weights shipped in the package) and the faces of
 ``--data`` (default ``../shared/data/fer2013/fer2013_train_val.npz``, validation split, the first face
 of every class). When the weights are missing the script says so and skips those figures.
 """
@@ -27,8 +27,9 @@ from matplotlib.patches import Rectangle  # noqa: E402
 
 from minifer import backend  # noqa: E402
 from minifer.ops import reference  # noqa: E402
+from minifer.fer.predictor import default_weights  # noqa: E402
 
-DEFAULT_WEIGHTS = ROOT / "weights" / "minivgg_fer.npz"
+DEFAULT_WEIGHTS = default_weights()
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013_train_val.npz"
 WINDOW_COLORS = ["#e63946", "#2a9d8f", "#f4a261", "#457b9d"]
 

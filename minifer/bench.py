@@ -20,6 +20,7 @@ import argparse
 import os
 
 from . import backend, timing, zoo
+from ._version import add_version_option
 
 
 def torch_figures(args):
@@ -74,6 +75,7 @@ def main(argv=None):
     p.add_argument("--infer-batch", type=int, default=256)
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.add_argument("--no-split", action="store_true", help="skip the per-layer table")
+    add_version_option(p)
     args = p.parse_args(argv)
     backend.set_cpu_policy()
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

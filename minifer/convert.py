@@ -30,6 +30,7 @@ The library behind it is :mod:`minifer.formats` (readers, :mod:`~minifer.formats
 import argparse
 import sys
 
+from ._version import add_version_option
 from .formats.errors import _one_line
 from .formats.sniff import FORMATS
 from .formats.vgg16 import convert
@@ -60,6 +61,7 @@ def _parser():
                    help="source format (default: detect from magic bytes/extension)")
     p.add_argument("--float16", action="store_true",
                    help="store arrays as float16 (half the size; loads back as float32)")
+    add_version_option(p)
     return p
 
 

@@ -1,6 +1,6 @@
 """``python -m minifer.evaluate``: accuracy, macro-F1, per-class scores and the confusion matrix.
 
-    python -m minifer.evaluate --weights weights/minivgg_fer.npz \\
+    python -m minifer.evaluate --weights minifer/fer/weights/minivgg_fer.npz \\
         --data ../shared/data/fer2013/fer2013_train_val.npz --split val --tta flip
 
 ``--data`` takes any form :func:`minifer.fer.data.load_fer` reads (npz, Kaggle csv,
@@ -14,6 +14,7 @@ import json
 import sys
 
 from . import backend
+from ._version import add_version_option
 from .fer import data
 from .fer.evaluation import evaluate
 from .fer.metrics import format_report, plot_confusion
@@ -34,6 +35,7 @@ def main(argv=None):
     p.add_argument("--confusion", metavar="PNG", help="save the confusion matrix picture here")
     p.add_argument("--limit", type=int, default=0, help="only the first N images")
     p.add_argument("--batch-size", type=int, default=256)
+    add_version_option(p)
     args = p.parse_args(argv)
     backend.set_cpu_policy()
     try:

@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 
-from . import backend
+from . import _version, backend
 from .fer.faces import (IMAGE_DETECT, THRESHOLD, VIDEO_DETECT, DetectorError, FaceFinder,
                         quiet_opencv)
 from .fer.photos import InputError, analyze_image, check_annotate, expand_inputs
@@ -171,8 +171,7 @@ examples:
     p.add_argument("inputs", nargs="*", metavar="IMAGE",
                    help="image files or folders (searched recursively)")
     p.add_argument("--weights", metavar="FILE",
-                   help=f"model weights (.npz); default: weights/{WEIGHTS_NAME} in the "
-                        "repository or the installed package")
+                   help=f"model weights (.npz); default: {WEIGHTS_NAME}, shipped in the package")
     g = p.add_argument_group("output")
     g.add_argument("--format", choices=FORMATS,
                    help="output format (default: from -o's extension, else table)")
@@ -221,6 +220,7 @@ examples:
                         f"carrying them in between (default {VIDEO_DETECT['detect_every']})")
     g.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
     g.add_argument("--show", action="store_true", help="show the annotated video in a window")
+    _version.add_version_option(p)
     return p
 
 

@@ -19,6 +19,7 @@ import argparse
 import sys
 
 from . import backend, schedules, zoo
+from ._version import add_version_option
 from .fer import augment, data, training
 from .fer.training import TrainingError, TrainOptions
 from .io import WeightsError
@@ -76,6 +77,7 @@ def parse_args(argv=None):
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument("--device", default=None, choices=["cpu", "gpu"])
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_version_option(p)
     return p.parse_args(argv)
 
 

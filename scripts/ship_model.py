@@ -1,9 +1,9 @@
-"""Ship a trained run as ``weights/minivgg_fer.npz`` and measure it for the model card.
+"""Ship a trained run as ``minifer/fer/weights/minivgg_fer.npz`` and measure it for the model card.
 
     python scripts/ship_model.py runs/fer_minivgg --data ../shared/data/fer2013/fer2013_train_val.npz
 
 1. loads ``RUN/best.npz`` (best PublicTest accuracy of the run) and saves it as
-   float16 ``weights/minivgg_fer.npz`` with the training commands and history in
+   float16 ``minifer/fer/weights/minivgg_fer.npz`` with the training commands and history in
    its metadata. A run that started from another run's weights (``--init
    OTHER/best.npz``) is shipped with every stage: commands in order, histories
    joined, wall time summed, curves drawn over all epochs;
@@ -66,7 +66,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("run")
     p.add_argument("--data", required=True)
-    p.add_argument("--out", default=str(ROOT / "weights" / "minivgg_fer.npz"))
+    p.add_argument("--out", default=str(ROOT / "minifer" / "fer" / "weights" / "minivgg_fer.npz"))
     p.add_argument("--average-with", nargs="+", default=[], metavar="FILE",
                    help="ship the weight average of RUN/best.npz and these files, BN statistics recomputed")
     p.add_argument("--limit", type=int, default=0, help="evaluate only the first N images (a dry run)")

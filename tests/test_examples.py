@@ -1,6 +1,6 @@
 """Every script in examples/ runs with --quick (and answers --help) as a subprocess, exit status 0.
 
-Examples that need trained weights skip their work with a message when weights/minivgg_fer.npz is
+Examples that need trained weights skip their work with a message when minifer/fer/weights/minivgg_fer.npz is
 missing (that is still exit status 0 with --quick). Outputs go to pytest's temporary folders, never
 into docs/ or weights/.
 """

@@ -229,7 +229,7 @@ def test_detection_defaults_for_photos_and_video():
 
 def test_default_weights_missing_is_usage_error(monkeypatch, tmp_path):
     from minifer.fer import predictor
-    monkeypatch.setattr(predictor, "default_weights_paths", lambda: [tmp_path / "nope.npz"])
+    monkeypatch.setattr(predictor, "default_weights", lambda: tmp_path / "nope.npz")
     with pytest.raises(predictor.PredictorError, match="no default weights"):
         predictor.resolve_weights(None)
 

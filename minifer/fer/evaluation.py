@@ -2,7 +2,7 @@
 
     from minifer import load_model
     from minifer.fer.evaluation import evaluate
-    r = evaluate(load_model("weights/minivgg_fer.npz"), x_uint8, y, tta="flip")
+    r = evaluate(load_model("minifer/fer/weights/minivgg_fer.npz"), x_uint8, y, tta="flip")
     print(r["accuracy"], r["macro_f1"], r["images_per_s"])
 
 The faces are normalised as the model's own metadata says

@@ -118,12 +118,19 @@ class FaceDetector:
         with resources.as_file(detector_file() if model_path is None else model_path) as path:
             if not os.path.isfile(path):
                 raise DetectorError(f"face detector model not found: {path}")
-            try:
+            logging = getattr(cv2, "utils", None) and getattr(cv2.utils, "logging", None)
+            level = logging.getLogLevel() if logging else None
+            try:  # OpenCV 5 warns that its new DNN engine ignores the target: not for users
+                if logging:
+                    logging.setLogLevel(min(level, logging.LOG_LEVEL_ERROR))
                 self._net = cv2.FaceDetectorYN.create(os.fspath(path), "", (320, 320),
                                                       self.threshold, self.nms, 5000)
             except cv2.error as e:
                 raise DetectorError(f"cannot load the face detector {path}: "
                                     f"{str(e).strip().splitlines()[-1]}") from None
+            finally:
+                if logging:
+                    logging.setLogLevel(level)
         self._cv2 = cv2
 
     def scales(self, shape):

@@ -1,12 +1,13 @@
 """A trained emotion model, checked and ready: uint8 faces in, class probabilities out.
 
 :func:`resolve_weights` picks the weights file (the one given, else the default
-``weights/minivgg_fer.npz``); :meth:`Predictor.load` loads it and checks that it
-fits this application (the seven emotion classes, 48x48x1 input, gray
+``minifer/fer/weights/minivgg_fer.npz`` shipped in the package); :meth:`Predictor.load` loads it
+and checks that it fits this application (the seven emotion classes, 48x48x1 input, gray
 normalisation in its metadata, a forward pass that runs). Every problem is one
 :class:`PredictorError` with a one-line message that names the file.
 """
 import os
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -23,30 +24,34 @@ class PredictorError(ValueError):
     """The weights cannot be used here: missing, corrupt, or made for another model."""
 
 
-def default_weights_paths():
-    """Where the default weights are looked for: the repository's ``weights/``
-    folder, then ``weights/`` inside the installed package."""
-    pkg = Path(__file__).resolve().parents[1]   # .../minifer
-    return [pkg.parent / "weights" / WEIGHTS_NAME, pkg / "weights" / WEIGHTS_NAME]
+def default_weights():
+    """The default weights file, shipped inside the package: ``minifer/fer/weights/minivgg_fer.npz``."""
+    return Path(str(resources.files(__package__).joinpath("weights", WEIGHTS_NAME)))
 
 
 def resolve_weights(path=None):
-    """``path`` if given, else the first default weights file that exists
-    (:class:`PredictorError` if there is none)."""
+    """``path`` if given, else :func:`default_weights` (:class:`PredictorError` if it is missing)."""
     if path is not None:
         return Path(path)
-    candidates = default_weights_paths()
-    for c in candidates:
-        if c.is_file():
-            return c
-    raise PredictorError("no --weights given and no default weights file found (looked for "
-                         + " and ".join(str(c) for c in candidates) + "); pass --weights FILE")
+    default = default_weights()
+    if not default.is_file():
+        raise PredictorError(f"no --weights given and the default weights file {default} is "
+                             "missing; pass --weights FILE")
+    return default
 
 
 def top_labels(probs, classes, k=1):
     """``[(label, p), ...]`` for the ``k`` most probable classes (ties: lower index first)."""
     order = np.argsort(-np.asarray(probs), kind="stable")[:k]
     return [(classes[i], float(probs[i])) for i in order]
+
+
+def prediction_record(probs, classes):
+    """``{"label", "score", "probabilities": {class: p}}`` of one face, rounded to 6 decimals:
+    the face fields of the JSON output and of :func:`minifer.fer.recognizer.detect_emotions`."""
+    label, p = top_labels(probs, classes, 1)[0]
+    return {"label": label, "score": round(p, 6),
+            "probabilities": {c: round(float(q), 6) for c, q in zip(classes, probs)}}
 
 
 def _check_meta(meta, where):

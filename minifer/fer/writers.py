@@ -13,7 +13,7 @@ import os
 import sys
 
 from ..io import atomic_write, commit, temp_file_for
-from .predictor import top_labels
+from .predictor import prediction_record, top_labels
 
 DEFAULT_FPS = 25.0  # written video rate when the source does not report one
 VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".avi", ".mkv"}  # what AtomicVideoWriter writes
@@ -159,13 +159,8 @@ class JsonWriter:
 
     def file(self, r):
         """Keep one photo's object for :meth:`end`."""
-        faces = []
-        for f in r["faces"]:
-            label, p = top_labels(f["probs"], self.classes, 1)[0]
-            faces.append({"face": f["face"], "box": [int(v) for v in f["box"]],
-                          "label": label, "score": round(p, 6),
-                          "probabilities": {c: round(float(q), 6)
-                                            for c, q in zip(self.classes, f["probs"])}})
+        faces = [{"face": f["face"], "box": [int(v) for v in f["box"]],
+                  **prediction_record(f["probs"], self.classes)} for f in r["faces"]]
         self.items.append({"file": r["file"], "status": r["status"],
                            "whole_image": r.get("whole", False),
                            "faces": faces, "error": r["error"]})
@@ -204,13 +199,8 @@ class RowWriter:
     def frame(self, index, t, tracks):
         """Write frame ``index`` (at ``t`` seconds) with its tracked faces."""
         if self.fmt == "json":
-            faces = []
-            for tid, box, p in tracks:
-                label, s = top_labels(p, self.classes, 1)[0]
-                faces.append({"track_id": tid, "box": list(box), "label": label,
-                              "score": round(s, 6),
-                              "probabilities": {c: round(float(q), 6)
-                                                for c, q in zip(self.classes, p)}})
+            faces = [{"track_id": tid, "box": list(box), **prediction_record(p, self.classes)}
+                     for tid, box, p in tracks]
             self.out.write(json.dumps({"frame": index, "time_s": round(t, 4),
                                        "faces": faces}) + "\n")
             return
