@@ -10,7 +10,8 @@ import sys
 import zipfile
 
 REQUIRED = ["minifer/fer/weights/minivgg_fer.npz", "minifer/fer/yunet/yunet_s_640_640.onnx",
-            "minifer/fer/yunet/LICENSE", "minifer/fer/yunet/README.md", "minifer/__init__.py"]
+            "minifer/fer/yunet/LICENSE", "minifer/fer/yunet/README.md", "minifer/fer/static/index.html",
+            "minifer/__init__.py"]
 LIMIT_MB = 10.0
 
 

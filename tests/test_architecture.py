@@ -19,7 +19,7 @@ TIERS = [
     ("layers",),
     ("model", "io", "optim", "schedules", "gradcheck", "zoo", "averaging", "formats", "timing"),
     ("fer",),
-    ("predict", "train", "evaluate", "convert", "bench"),
+    ("predict", "train", "evaluate", "convert", "bench", "serve"),
 ]
 COMMAND_LINES = set(TIERS[-1])
 # minifer.detect_emotions / EmotionRecognizer: imported by the package root's __getattr__ only

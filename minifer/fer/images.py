@@ -53,22 +53,26 @@ def load_image(path):
     with f:
         if os.fstat(f.fileno()).st_size == 0:
             raise ImageError(f"{p}: empty file (0 bytes)")
-        try:
-            return _decode(f)
-        except ImageError as e:
-            raise ImageError(f"{p}: {e}") from None
-        except (Image.DecompressionBombError,
-                Image.DecompressionBombWarning) as e:
-            raise ImageError(f"{p}: image too large, refused as a possible "
-                             f"decompression bomb ({_oneline(e)})") from None
-        except UnidentifiedImageError:
-            raise ImageError(
-                f"{p}: not an image, or an unsupported format") from None
-        except MemoryError:
-            raise ImageError(f"{p}: not enough memory to decode image") from None
-        except Exception as e:  # Pillow plugins raise many types on bad data
-            raise ImageError(f"{p}: corrupt or truncated image "
-                             f"({_oneline(e)})") from None
+        return decode_image(f, p)
+
+
+def decode_image(f, name):
+    """:func:`load_image` for an open binary file (e.g. ``io.BytesIO`` of uploaded bytes);
+    errors are :class:`ImageError` messages that start with ``name``."""
+    try:
+        return _decode(f)
+    except ImageError as e:
+        raise ImageError(f"{name}: {e}") from None
+    except (Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{name}: image too large, refused as a possible "
+                         f"decompression bomb ({_oneline(e)})") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image, or an unsupported format") from None
+    except MemoryError:
+        raise ImageError(f"{name}: not enough memory to decode image") from None
+    except Exception as e:  # Pillow plugins raise many types on bad data
+        raise ImageError(f"{name}: corrupt or truncated image ({_oneline(e)})") from None
 
 
 def _decode(f):
