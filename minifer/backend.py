@@ -65,16 +65,24 @@ def to_host(a):
     return a.get() if hasattr(a, "get") else np.asarray(a)
 
 
+def openblas_libraries():
+    """Paths of the OpenBLAS libraries loaded in this process, NumPy's first (Linux; else [])."""
+    try:
+        with open("/proc/self/maps") as f:
+            libs = {line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line}
+    except OSError:
+        return []
+    # NumPy's own first (numpy.libs/ beside numpy/): OpenCV's wheels bundle another OpenBLAS,
+    # and setting that one's threads would leave NumPy's untouched
+    numpy_home = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy")
+    return sorted(libs, key=lambda p: (not p.startswith(numpy_home), p))
+
+
 def openblas_function(name):
     """The ctypes function ``name`` (``"set_num_threads"``, ``"get_num_threads"``) of
     the OpenBLAS that NumPy loaded, or None (not Linux, or not OpenBLAS)."""
     import ctypes
-    try:
-        with open("/proc/self/maps") as f:
-            libs = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line})
-    except OSError:
-        return None
-    for path in libs:
+    for path in openblas_libraries():
         try:
             lib = ctypes.CDLL(path)
         except OSError:
