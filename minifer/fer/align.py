@@ -3,7 +3,7 @@ faces (:func:`align_crop`), or square around a box (:func:`square_crop`).
 
 FER2013's 48x48 faces are roughly registered: eyes near the same rows, the face filling the
 frame. :data:`FER_LANDMARKS` is where YuNet finds the five landmarks on the Training faces
-(median over the faces it finds; ``scripts/measure_face_template.py`` measures it again).
+(median over the faces it finds; ``scripts/face_alignment.py template`` measures it again).
 :func:`alignment_matrix` maps a detected face onto those positions with a similarity
 transform: the rotation that levels the eyes, then the scale and shift that best fit all five
 points (least squares), so a crop of a photo looks like the faces the model learnt from.
@@ -120,22 +120,6 @@ def square_crop(gray, box, margin=SQUARE_MARGIN, size=FACE_SIZE):
         patch = np.asarray(Image.fromarray(patch).resize(
             (size, size), Image.Resampling.BILINEAR))
     return np.array(patch, dtype=np.uint8)
-
-
-def is_face_crop(gray, max_side=96, square_max_side=160, max_aspect=1.25):
-    """Guess whether ``gray`` is already a tight face crop (e.g. FER 48x48).
-
-    True if both sides are at most ``max_side``, or the image is nearly
-    square (aspect ratio up to ``max_aspect``) with both sides at most
-    ``square_max_side``. ``gray`` is an array or a ``(H, W)`` shape.
-    """
-    shape = gray.shape if hasattr(gray, "shape") else tuple(gray)
-    h, w = int(shape[0]), int(shape[1])
-    if h <= 0 or w <= 0:
-        return False
-    if max(h, w) <= max_side:
-        return True
-    return max(h, w) <= square_max_side and max(h, w) / min(h, w) <= max_aspect
 
 
 def is_face_crop(gray, max_side=96, square_max_side=160, max_aspect=1.25):
