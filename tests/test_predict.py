@@ -230,7 +230,7 @@ def test_detection_defaults_for_photos_and_video():
 def test_default_weights_missing_is_usage_error(monkeypatch, tmp_path):
     from minifer.fer import predictor
     monkeypatch.setattr(predictor, "default_weights", lambda: tmp_path / "nope.npz")
-    with pytest.raises(predictor.PredictorError, match="no default weights"):
+    with pytest.raises(predictor.PredictorError, match="default weights file .*nope.npz is missing"):
         predictor.resolve_weights(None)
 
 

@@ -27,6 +27,7 @@ from .tracking import FaceTracker
 
 MAX_BYTES = 20 * 2**20      # the largest request body accepted (bytes)
 MAX_CLIENTS = 256           # trackers kept, least recently used dropped first
+DRAIN_BYTES = 64 * 2**20    # an oversized body is read (and dropped) up to this much further
 
 
 class RequestError(Exception):
@@ -95,16 +96,17 @@ class EmotionService:
 
 
 async def _read_body(request, limit):
-    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise RequestError(413, f"body of {int(declared)} bytes is over the {limit} byte limit")
+    """The request body; over ``limit`` bytes, 413. The rest of an oversized body is still read
+    and dropped (up to :data:`DRAIN_BYTES` more), so the client gets the 413, not a reset connection."""
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit:
-            raise RequestError(413, f"body is over the {limit} byte limit")
-        chunks.append(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        elif size > limit + DRAIN_BYTES:
+            break
+    if size > limit:
+        raise RequestError(413, f"body is over the {limit} byte limit")
     return b"".join(chunks)
 
 
