@@ -20,9 +20,10 @@ from collections import OrderedDict
 from importlib import resources
 
 from .._version import __version__
-from .faces import IMAGE_DETECT, THRESHOLD, VIDEO_DETECT, FaceFinder
+from .faces import THRESHOLD, VIDEO_DETECT, FaceFinder
 from .images import ImageError, decode_image, to_gray_array
-from .predictor import Predictor, prediction_record, resolve_weights
+from .predictor import prediction_record
+from .recognizer import EmotionRecognizer
 from .tracking import FaceTracker
 
 MAX_BYTES = 20 * 2**20      # the largest request body accepted (bytes)
@@ -39,16 +40,16 @@ class RequestError(Exception):
 
 
 class EmotionService:
-    """The model, two face finders and one tracker per client id; thread-safe.
+    """The model, the face finders and one tracker per client id; thread-safe.
 
-    A single photo is searched like ``predict`` searches photos (640 px plus a full-size search
-    for 20 px faces); a client's stream of webcam frames like ``predict --video`` (320 px), with
-    its own tracker.
+    A single photo goes through an :class:`~minifer.fer.recognizer.EmotionRecognizer` (searched
+    like ``predict`` searches photos); a client's stream of webcam frames is searched like
+    ``predict --video`` (320 px), with the client's own tracker.
     """
 
     def __init__(self, weights=None, threshold=THRESHOLD, max_clients=MAX_CLIENTS):
-        self.predictor = Predictor.load(resolve_weights(weights))
-        self.photo = FaceFinder(threshold=threshold, **IMAGE_DETECT)
+        self.recognizer = EmotionRecognizer(weights, threshold=threshold)
+        self.predictor = self.recognizer.predictor
         video = {k: v for k, v in VIDEO_DETECT.items() if k != "detect_every"}
         self.stream = FaceFinder(guess_crops=False, threshold=threshold, **video)
         self.trackers = OrderedDict()
@@ -79,13 +80,11 @@ class EmotionService:
             raise RequestError(413 if "too large" in str(e) else 400, str(e)) from None
         with self.lock:
             t0 = time.perf_counter()
-            finder = self.photo if client is None else self.stream
-            found, crops, _ = finder.find(gray)
-            probs = self.predictor.predict(crops)
             if client is None:
-                faces = [{"face": i, "box": list(f.box), **prediction_record(p, self.predictor.classes)}
-                         for i, (f, p) in enumerate(zip(found, probs), 1)]
+                faces = self.recognizer.detect_emotions(gray)
             else:
+                found, crops, _ = self.stream.find(gray)
+                probs = self.predictor.predict(crops)
                 tracks = self._tracker(client).update(found, list(probs))
                 faces = [{"face": i, "box": list(box), "track_id": tid,
                           **prediction_record(p, self.predictor.classes)}
