@@ -1,52 +1,51 @@
-"""``python -m minifer.bench``: how fast is minifer on this machine?
+"""``python -m minifer.bench``: how fast is minifer on this machine, and beside PyTorch?
 
 Prints, for ``minivgg`` on 48x48x1 inputs:
 
 - the machine's float32 matmul speed (GFLOP/s, a 2048^3 GEMM), the ceiling;
-- training throughput (images/s, batch 64, forward + backward + SGD-Nesterov);
-- inference throughput (batch 256) and single-image latency;
-- the per-layer forward/backward time split of one training step;
-- when PyTorch is importable (unless ``--no-torch``): the same architecture in
-  PyTorch with the same thread count (``benchmarks/torch_minivgg.py``, run by
-  this command in a child process), and the ratios.
+- training throughput (images/s, batch 64, forward + backward + SGD-Nesterov),
+  inference throughput (batch 256) and single-image latency;
+- with ``--torch-python PY`` (a Python that has PyTorch, e.g. a side venv's; default: this
+  Python if it has PyTorch), the same network in PyTorch (``benchmarks/torch_minivgg.py``);
+- the per-layer forward/backward time split of one training step.
 
-Everything is timed as the median of ``--repeat`` runs after a warm-up. A
-shared machine's speed drifts by tens of percent within minutes, so minifer and
-PyTorch are measured in alternating rounds (``--rounds``); the table shows each
-side's best round, and the training ratio of every round is printed too.
-The measurements are :mod:`minifer.timing`'s.
+The protocol is the fair one: every round of each side runs in its own fresh process
+(``--one-round`` for minifer), with an environment cleaned of thread and BLAS-kernel variables
+(:func:`minifer.timing.clean_env`: no ``OMP_WAIT_POLICY`` or ``OPENBLAS_CORETYPE`` passed from one
+side to the other; minifer's child sets its own policy as every minifer command line does).
+The sides alternate for ``--rounds`` rounds; every round is printed, and the table shows the
+medians.
 """
 import argparse
+import json
 import os
+import sys
 
 from . import backend, timing, zoo
 from ._version import add_version_option
 
-
-def torch_figures(args):
-    """PyTorch's figures (:func:`minifer.timing.torch_figures`), or None; a failure is printed."""
-    try:
-        return timing.torch_figures(args.train_batch, args.infer_batch, args.repeat)
-    except timing.TorchBenchError as e:
-        print(f"(PyTorch comparison failed: {e})")
-        return None
+FIGURES = (("training (batch {train}), images/s", "train_ips", True),
+           ("inference (batch {infer}), images/s", "infer_ips", True),
+           ("latency (batch 1), ms", "latency_ms", False))
 
 
-def print_comparison(ms, ts, args):
-    """The rounds' training ratios and the best-of-rounds table (minifer, and PyTorch when measured)."""
-    m, t = timing.best_round(ms), (timing.best_round(ts) if ts else None)
-    if t:
-        print("training images/s by round (minifer / torch = ratio): " + ", ".join(
-            f"{a['train_ips']:.0f} / {b['train_ips']:.0f} = {a['train_ips'] / b['train_ips']:.2f}x"
-            for a, b in zip(ms, ts)))
-    print(f"best of {len(ms)} rounds:")
-    rows = [("training (batch %d), images/s" % args.train_batch, "train_ips", True),
-            ("inference (batch %d), images/s" % args.infer_batch, "infer_ips", True),
-            ("latency (batch 1), ms", "latency_ms", False)]
+def print_rounds(ms, ts):
+    """Every round's figures, side by side."""
+    for i, m in enumerate(ms):
+        line = f"round {i + 1}: minifer " + " / ".join(f"{m[k]:.1f}" for _, k, _ in FIGURES)
+        if i < len(ts):
+            line += "   torch " + " / ".join(f"{ts[i][k]:.1f}" for _, k, _ in FIGURES)
+        print(line + "   (train img/s / infer img/s / latency ms)")
+
+
+def print_table(ms, ts, args):
+    """The medians over the rounds, and the ratios (> 1: minifer faster)."""
+    m, t = timing.median_round(ms), (timing.median_round(ts) if ts else None)
+    print(f"median of {len(ms)} rounds:")
     head = f"{'':<34}{'minifer':>10}" + (f"{'torch ' + t['version'].split('+')[0]:>14}{'ratio':>8}" if t else "")
     print(head)
-    for label, key, higher in rows:
-        line = f"{label:<34}{m[key]:>10.1f}"
+    for label, key, higher in FIGURES:
+        line = f"{label.format(train=args.train_batch, infer=args.infer_batch):<34}{m[key]:>10.1f}"
         if t:
             ratio = m[key] / t[key] if higher else t[key] / m[key]
             line += f"{t[key]:>14.1f}{ratio:>7.2f}x"
@@ -69,29 +68,44 @@ def print_split(split, batch):
 def main(argv=None):
     """Command-line entry point; returns the exit code."""
     p = argparse.ArgumentParser(prog="python -m minifer.bench", description=__doc__.split("\n")[0])
-    p.add_argument("--repeat", type=int, default=5)
-    p.add_argument("--rounds", type=int, default=3, help="alternating minifer/PyTorch rounds")
+    p.add_argument("--repeat", type=int, default=5, help="timed runs per figure (median)")
+    p.add_argument("--rounds", type=int, default=5, help="alternating minifer/PyTorch rounds")
     p.add_argument("--train-batch", type=int, default=64)
     p.add_argument("--infer-batch", type=int, default=256)
+    p.add_argument("--torch-python", metavar="PY", default=None,
+                   help="a Python with PyTorch for the comparison (default: this one, if it has it)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.add_argument("--no-split", action="store_true", help="skip the per-layer table")
+    p.add_argument("--one-round", action="store_true", help=argparse.SUPPRESS)  # a child's round
     add_version_option(p)
     args = p.parse_args(argv)
     backend.set_cpu_policy()
+    if args.one_round:   # print this process's figures as JSON, for the parent
+        print(json.dumps(timing.throughput(zoo.minivgg(), args.train_batch, args.infer_batch, args.repeat)))
+        return 0
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gf = timing.matmul_gflops()
     print(f"machine: {threads} threads, float32 matmul {gf:.0f} GFLOP/s (2048^3)")
-    model = zoo.minivgg()
-    gflop = model.flops() / 1e9
+    gflop = zoo.minivgg().flops() / 1e9
     print(f"minivgg: {gflop:.3f} GFLOP/image forward; GEMM-bound training ceiling "
           f"~{gf / (3 * gflop):.0f} images/s")  # forward + two backward GEMMs per layer
+    sizes = (args.train_batch, args.infer_batch, args.repeat)
+    mine = timing.minifer_command(*sizes)
+    theirs = None if args.no_torch else timing.torch_command(args.torch_python or sys.executable, *sizes)
+    if not args.no_torch and theirs is None:
+        print("(no PyTorch in that Python: --torch-python PY names one that has it)")
     ms, ts = [], []
-    for _ in range(max(1, args.rounds)):
-        ms.append(timing.throughput(model, args.train_batch, args.infer_batch, args.repeat))
-        t = None if args.no_torch else torch_figures(args)
-        if t:
-            ts.append(t)
-    print_comparison(ms, ts, args)
+    try:
+        for r in range(max(1, args.rounds)):   # alternate which side goes first
+            order = [("minifer", mine), ("torch", theirs)] if r % 2 == 0 else [("torch", theirs), ("minifer", mine)]
+            for side, cmd in order:
+                if cmd is not None:
+                    (ms if side == "minifer" else ts).append(timing.run_side(cmd))
+    except timing.SideError as e:
+        print(f"python -m minifer.bench: error: a round failed: {e}")
+        return 1
+    print_rounds(ms, ts)
+    print_table(ms, ts, args)
     if not args.no_split:
         print_split(timing.layer_split(zoo.minivgg(), args.train_batch), args.train_batch)
     return 0

@@ -7,10 +7,11 @@ metadata (``meta["input_shape"]``, ``meta["classes"]``), so any zoo model can be
 timed on random data.
 
 ``benchmarks/torch_minivgg.py`` times the same network in PyTorch with
-:func:`median_time`; :func:`torch_figures` runs it in a child process.
+:func:`median_time`. ``python -m minifer.bench`` runs each side's rounds in fresh processes
+(:func:`run_side`) with a clean environment (:func:`clean_env`).
 """
-import importlib.util
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -112,32 +113,47 @@ def throughput(model, train_batch=64, infer_batch=256, repeat=5):
     return res
 
 
-def best_round(rounds):
-    """Each figure's best value over the rounds (most images/s, least latency)."""
-    best = dict(rounds[0])
-    for key in ("train_ips", "infer_ips"):
-        best[key] = max(r[key] for r in rounds)
-    best["latency_ms"] = min(r["latency_ms"] for r in rounds)
-    return best
+def median_round(rounds):
+    """Each figure's median over the rounds (``train_ips``, ``infer_ips``, ``latency_ms``)."""
+    out = dict(rounds[0])
+    for key in ("train_ips", "infer_ips", "latency_ms"):
+        out[key] = statistics.median(r[key] for r in rounds)
+    return out
 
 
-class TorchBenchError(RuntimeError):
-    """The PyTorch comparison script failed; the message is its last line of stderr."""
+class SideError(RuntimeError):
+    """One side of the comparison failed; the message is its last line of stderr."""
 
 
-def torch_figures(train_batch=64, infer_batch=256, repeat=5):
-    """PyTorch's figures for minivgg from :data:`TORCH_SCRIPT`, or None without PyTorch.
+#: Variables that set a framework's threads or kernels: neither side passes its own to the other.
+THREAD_VARIABLES = ("OMP_", "KMP_", "GOMP_", "MKL_", "OPENBLAS_", "NUMBA_", "GOTO_", "VECLIB_")
 
-    It runs in a child process: the package itself never imports PyTorch, and in
-    one process PyTorch's OpenMP threads and NumPy's OpenBLAS threads would spin
-    while waiting and steal each other's cores. Raises :class:`TorchBenchError`
-    when the script fails.
-    """
-    if importlib.util.find_spec("torch") is None or not TORCH_SCRIPT.exists():
-        return None
-    cmd = [sys.executable, str(TORCH_SCRIPT), "--repeat", str(repeat),
-           "--train-batch", str(train_batch), "--infer-batch", str(infer_batch)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
+
+def clean_env():
+    """``os.environ`` without any thread or BLAS-kernel variable (``OMP_WAIT_POLICY``,
+    ``OPENBLAS_CORETYPE``, ``OPENBLAS_L2_SIZE``, ...), so each side runs as it would alone."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(THREAD_VARIABLES)}
+
+
+def run_side(cmd):
+    """Run one side's round in a fresh process with :func:`clean_env`; its JSON figures."""
+    r = subprocess.run(cmd, capture_output=True, text=True, env=clean_env())
     if r.returncode != 0:
-        raise TorchBenchError(str(r.stderr.strip().splitlines()[-1:]))
-    return json.loads(r.stdout)
+        raise SideError(" ".join(r.stderr.strip().splitlines()[-1:]) or f"exit {r.returncode}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def minifer_command(train_batch=64, infer_batch=256, repeat=5):
+    """The command that measures one minifer round (``python -m minifer.bench --one-round``)."""
+    return [sys.executable, "-m", "minifer.bench", "--one-round", "--repeat", str(repeat),
+            "--train-batch", str(train_batch), "--infer-batch", str(infer_batch)]
+
+
+def torch_command(python, train_batch=64, infer_batch=256, repeat=5):
+    """The command that measures one PyTorch round with :data:`TORCH_SCRIPT` under ``python``
+    (a Python with PyTorch, e.g. a side venv's), or None when that Python has no PyTorch."""
+    probe = subprocess.run([python, "-c", "import torch"], capture_output=True, env=clean_env())
+    if probe.returncode != 0 or not TORCH_SCRIPT.exists():
+        return None
+    return [python, str(TORCH_SCRIPT), "--repeat", str(repeat),
+            "--train-batch", str(train_batch), "--infer-batch", str(infer_batch)]
