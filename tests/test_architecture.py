@@ -17,7 +17,8 @@ TIERS = [
     ("backend", "_version"),
     ("ops",),
     ("layers",),
-    ("model", "io", "optim", "schedules", "gradcheck", "zoo", "averaging", "formats", "timing"),
+    ("model", "io", "optim", "schedules", "gradcheck", "zoo", "averaging", "folding", "formats",
+     "timing"),
     ("fer",),
     ("predict", "train", "evaluate", "convert", "bench", "serve"),
 ]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..folding import fold_batchnorm
 from ..io import WeightsError
 from ..model import load_model
 from .classes import FACE_SIZE, NUM_CLASSES, input_side, model_input, normalization
@@ -86,6 +87,9 @@ class Predictor:
             raise ValueError(f"unknown TTA mode {tta!r}; use one of {TTA_MODES}")
         normalization(model.meta)  # unusable preprocessing fails here, not on the first face
         self.model = model
+        # batch-norm folded into the layer before it (minifer.folding): one face 1.1-1.2x faster,
+        # same probabilities up to float32 rounding (python benchmarks/folding.py)
+        self._inference = fold_batchnorm(model)
         self.classes = [str(c) for c in model.meta["classes"]]
         self.size = FACE_SIZE
         self.input_side = input_side(model.meta)
@@ -132,7 +136,8 @@ class Predictor:
         faces = np.asarray(faces)
         if len(faces) == 0:
             return np.zeros((0, len(self.classes)))
-        p = tta_predict(lambda v: self.model.predict_proba(v, self.batch_size), self.preprocess(faces),
+        run = self._inference.predict_proba
+        p = tta_predict(lambda v: run(v, self.batch_size), self.preprocess(faces),
                         self.tta, batch_size=self.batch_size, size=self.input_side)
         p = np.asarray(p, dtype=np.float64)
         return p / p.sum(axis=1, keepdims=True)
