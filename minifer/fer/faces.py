@@ -101,8 +101,8 @@ class FaceDetector:
     ``min_face`` are dropped. Boxes and landmarks are in the original image's pixels.
     """
 
-    def __init__(self, threshold=THRESHOLD, detect_size=640, min_face=None, nms=0.3,
-                 model_path=None):
+    def __init__(self, threshold=THRESHOLD, detect_size=IMAGE_DETECT["detect_size"], min_face=None,
+                 nms=0.3, model_path=None):
         try:
             import cv2
         except ImportError:
@@ -137,9 +137,8 @@ class FaceDetector:
         """The scales (copy size / original size, at most 1) searched for an image of ``shape``."""
         long_side = max(shape[:2])
         coarse = min(1.0, self.detect_size / long_side) if self.detect_size > 0 else 1.0
-        if self.min_face is None or self.min_face * coarse >= SMALLEST_FOUND:
-            return [coarse]
-        return [coarse, min(1.0, SMALLEST_FOUND / self.min_face)]
+        fine = 1.0 if self.min_face is None else min(1.0, SMALLEST_FOUND / self.min_face)
+        return [coarse] if self.min_face is None or fine <= coarse else [coarse, fine]
 
     def _search(self, image, scale):
         cv2 = self._cv2
@@ -193,11 +192,13 @@ class FaceFinder:
     :class:`FaceDetector` (made on first use, so OpenCV is imported only if some image needs
     detection; ``threshold``, ``detect_size``, ``min_face`` go to it) finds the faces, and each is
     cut out aligned on its landmarks (:func:`~minifer.fer.align.align_crop`), or square around its
-    box (:func:`~minifer.fer.align.square_crop`) when ``align`` is false or it has no landmarks. ``largest`` keeps only the largest face.
+    box (:func:`~minifer.fer.align.square_crop`) when ``align`` is false or it has no landmarks.
+    ``largest`` keeps only the largest face.
     """
 
     def __init__(self, detect=True, largest=False, size=FACE_SIZE, guess_crops=True, align=True,
-                 threshold=THRESHOLD, detect_size=640, min_face=20):
+                 threshold=THRESHOLD, detect_size=IMAGE_DETECT["detect_size"],
+                 min_face=IMAGE_DETECT["min_face"]):
         self.detect = detect
         self.largest = largest
         self.size = size
