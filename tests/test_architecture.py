@@ -184,3 +184,12 @@ def test_architecture_doc_names_every_tier(tiers_doc):
         for n in names:
             if n != "_version":
                 assert f"`{n}" in text, f"{tiers_doc} does not mention `{n}`"
+
+
+def test_import_minifer_is_light():
+    """``import minifer`` loads NumPy only: Numba, OpenCV, plots and the web stack on first use."""
+    code = ("import sys, minifer; print(sorted(m for m in ('numba', 'cv2', 'matplotlib', 'PIL', "
+            "'starlette', 'uvicorn', 'minifer.fer') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
