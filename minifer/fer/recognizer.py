@@ -17,7 +17,7 @@ from PIL import Image
 from .align import square_crop
 from .classes import FACE_SIZE
 from .faces import IMAGE_DETECT, THRESHOLD, FaceFinder
-from .images import ImageError, load_image, to_gray_array
+from .images import load_image, to_gray_array
 from .predictor import Predictor, prediction_record, resolve_weights
 
 
@@ -34,10 +34,7 @@ def as_gray(image):
     rotation, transparency on white). Anything else raises ``ValueError`` naming what it got.
     """
     if isinstance(image, (str, os.PathLike)):
-        try:
-            return to_gray_array(load_image(image))
-        except ImageError as e:
-            raise ValueError(str(e)) from None
+        return to_gray_array(load_image(image))       # ImageError is a ValueError
     if isinstance(image, Image.Image):
         return to_gray_array(image)
     if isinstance(image, np.ndarray):
