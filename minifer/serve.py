@@ -2,9 +2,10 @@
 
 The command line parses options, loads the model and hands the application
 (:func:`minifer.fer.server.make_app`) to uvicorn. Exit status: 0 after Ctrl-C, 2 for a usage
-error, unusable weights or a port that cannot be opened (one line on stderr).
+error, unusable weights, or an address or port it cannot listen on (one line on stderr).
 """
 import argparse
+import socket
 import sys
 
 from . import _version, backend
@@ -60,15 +61,23 @@ def main(argv=None):
     if args.host in ("0.0.0.0", "::"):
         print(f"{PROG}: warning: listening on all interfaces ({args.host}): anyone on the network "
               "can send images to this server", file=sys.stderr)
+    try:  # a taken port or a bad address: one line, before uvicorn logs its own
+        family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+        with socket.socket(family) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((args.host, args.port))
+    except OSError as e:
+        print(f"{err}cannot listen on {args.host}:{args.port} ({e.strerror or e})", file=sys.stderr)
+        return 2
     app = make_app(service, max_bytes=int(args.max_mb * 2**20))
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level)
     server = uvicorn.Server(config)
     print(f"{PROG}: serving http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
     try:
         server.run()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):   # uvicorn exits when it cannot start
         pass
-    if not server.started:      # e.g. the port is taken: uvicorn has logged why
+    if not server.started:      # uvicorn has logged why
         print(f"{err}cannot serve on {args.host}:{args.port}", file=sys.stderr)
         return 2
     return 0

@@ -189,8 +189,13 @@ def test_usage_errors_and_all_interfaces_warning():
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and "nope.npz" in r.stderr
     proc, url = start_server("--host", "0.0.0.0")
+    port = url.rsplit(":", 1)[1]
+    taken = subprocess.run([sys.executable, "-m", "minifer.serve", "--port", port], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60)
     stderr = stop_server(proc)
     assert "warning: listening on all interfaces" in stderr
+    assert taken.returncode == 2 and taken.stderr.splitlines() == [
+        f"minifer.serve: error: cannot listen on 127.0.0.1:{port} (Address already in use)"]
 
 
 def write_y4m(path, frames=30, width=640, height=480):
