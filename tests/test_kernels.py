@@ -18,6 +18,13 @@ def _gpu_or_skip():
     return cp, gpu
 
 
+@pytest.fixture(params=["serial", "parallel"], autouse=True)
+def build(request, monkeypatch):
+    """Every CPU kernel test runs on both builds: serial (small inputs) and parallel."""
+    monkeypatch.setattr(cpu, "SERIAL_MAX", 1 << 62 if request.param == "serial" else -1)
+    return request.param
+
+
 @pytest.mark.parametrize("shape,k,s,p", SHAPES)
 def test_im2col_numba_matches_reference(shape, k, s, p):
     x = rng.standard_normal(shape).astype(np.float32)
