@@ -33,6 +33,10 @@ class ImageError(ValueError):
     """An image file is missing, unreadable, corrupt or too large."""
 
 
+class ImageTooLarge(ImageError):
+    """An image over :data:`MAX_IMAGE_PIXELS`, refused before decoding (a possible decompression bomb)."""
+
+
 def load_image(path):
     """Read ``path`` fully and return an upright ``"L"`` or ``"RGB"`` image.
 
@@ -62,10 +66,10 @@ def decode_image(f, name):
     try:
         return _decode(f)
     except ImageError as e:
-        raise ImageError(f"{name}: {e}") from None
+        raise type(e)(f"{name}: {e}") from None
     except (Image.DecompressionBombError,
             Image.DecompressionBombWarning) as e:
-        raise ImageError(f"{name}: image too large, refused as a possible "
+        raise ImageTooLarge(f"{name}: image too large, refused as a possible "
                          f"decompression bomb ({_oneline(e)})") from None
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image, or an unsupported format") from None

@@ -21,7 +21,7 @@ from importlib import resources
 
 from .._version import __version__
 from .faces import THRESHOLD, VIDEO_DETECT, FaceFinder
-from .images import ImageError, decode_image, to_gray_array
+from .images import ImageError, ImageTooLarge, decode_image, to_gray_array
 from .predictor import prediction_record
 from .recognizer import EmotionRecognizer
 from .tracking import FaceTracker
@@ -77,7 +77,7 @@ class EmotionService:
         try:
             gray = to_gray_array(decode_image(io.BytesIO(data), "image"))
         except ImageError as e:
-            raise RequestError(413 if "too large" in str(e) else 400, str(e)) from None
+            raise RequestError(413 if isinstance(e, ImageTooLarge) else 400, str(e)) from None
         with self.lock:
             t0 = time.perf_counter()
             if client is None:
