@@ -71,6 +71,8 @@ def parse_args(argv=None):
     p.add_argument("--val-limit", type=int, default=D.val_limit)
     p.add_argument("--checkpoint-every", type=int, default=D.checkpoint_every,
                    help="steps between mid-epoch checkpoints")
+    p.add_argument("--keep-epochs", type=int, default=D.keep_epochs,
+                   help="also keep the weights of each of the last N epochs (OUT/epoch_NNN.npz) for averaging")
     p.add_argument("--stop-after", type=int, default=D.stop_after,
                    help="stop after this many steps (testing resume)")
     p.add_argument("--out", default=D.out)

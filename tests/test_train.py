@@ -38,7 +38,7 @@ def run(fer_npz, out, *extra):
 
 
 def test_loss_goes_down_and_outputs_written(fer_npz, tmp_path):
-    assert run(fer_npz, tmp_path, "--epochs", "4") == 0
+    assert run(fer_npz, tmp_path, "--epochs", "4", "--keep-epochs", "2") == 0
     hist = json.loads((tmp_path / "history.json").read_text())
     assert hist[-1]["train_loss"] < 0.8 * hist[0]["train_loss"]
     assert hist[-1]["val_acc"] > 0.5
@@ -46,6 +46,9 @@ def test_loss_goes_down_and_outputs_written(fer_npz, tmp_path):
         assert (tmp_path / f).stat().st_size > 0
     m = load_model(tmp_path / "best.npz")
     assert m.meta["preprocess"]["std"][0] > 0 and m.meta["training"]["epochs_done"] >= 1
+    kept = sorted(p.name for p in tmp_path.glob("epoch_*.npz"))      # --keep-epochs 2: the last two
+    assert kept == ["epoch_003.npz", "epoch_004.npz"]
+    assert load_model(tmp_path / "epoch_003.npz").meta["training"]["epochs_done"] == 3
 
 
 def test_resume_mid_epoch_is_exact(fer_npz, tmp_path):

@@ -4,6 +4,9 @@
     trainer = Trainer(TrainOptions(data="fer2013_train_val.npz", epochs=15, out="runs/minivgg"))
     state = trainer.fit()                # best.npz, last.npz, checkpoint.npz, history.*, curves.png
 
+With ``keep_epochs=N`` the weights of each of the last N epochs are kept too
+(``OUT/epoch_NNN.npz``), to be averaged afterwards (:mod:`minifer.averaging`).
+
 Every ``checkpoint_every`` steps and at the end of each epoch the whole training
 state (weights, batch-norm statistics, optimizer buffers, schedule,
 random-generator state, history) is written atomically to ``OUT/checkpoint.npz``
@@ -85,6 +88,7 @@ class TrainOptions:
     limit: int = 0                # only the first N training images
     val_limit: int = 0
     checkpoint_every: int = 100   # steps between mid-epoch checkpoints (0: off)
+    keep_epochs: int = 0          # also keep the last N epochs' weights as OUT/epoch_NNN.npz (for averaging)
     stop_after: int = 0           # stop after this many steps of this run (testing resume)
     out: str = "runs/train"
     resume: bool = False          # continue from OUT/checkpoint.npz
@@ -410,6 +414,8 @@ class Trainer:
             state["best_acc"] = r["accuracy"]
             model.save(os.path.join(opts.out, "best.npz"), **meta)
         model.save(os.path.join(opts.out, "last.npz"), **meta)
+        if epoch + 1 > opts.epochs - opts.keep_epochs:
+            model.save(os.path.join(opts.out, f"epoch_{epoch + 1:03d}.npz"), **meta)
         state.update(epoch=epoch + 1, step=0, rng=None, run={})
         self.ckpt.save(model, self.opt, self.sched, state)
         write_history(opts.out, state["history"])
