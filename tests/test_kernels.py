@@ -58,6 +58,46 @@ def test_maxpool_numba_matches_reference(k, s):
                                ref.maxpool_backward(dout, arg_r, x.shape, k, s), rtol=1e-6, atol=1e-6)
 
 
+WINO_SHAPES = [((2, 6, 6, 3), 1), ((1, 7, 5, 2), 1), ((2, 8, 9, 3), 0), ((1, 5, 6, 4), 2), ((3, 1, 2, 2), 1)]
+
+
+@pytest.mark.parametrize("shape,pad", WINO_SHAPES)
+def test_winograd_tiles_numba_match_reference(shape, pad):
+    """Tiles, untiling and its adjoint: the same values on both paths, odd sizes and pads 0-2."""
+    x = rng.standard_normal(shape).astype(np.float32)
+    np.testing.assert_allclose(cpu.winograd_tiles(x, pad), ref.winograd_tiles(x, pad), rtol=1e-6, atol=1e-6)
+    oh, ow, th, tw = ref.winograd_grid(shape[1], shape[2], pad)
+    m = rng.standard_normal((16, shape[0] * th * tw, 5)).astype(np.float32)
+    out_shape = (shape[0], oh, ow, 5)
+    np.testing.assert_allclose(cpu.winograd_untile(m, out_shape), ref.winograd_untile(m, out_shape),
+                               rtol=1e-5, atol=1e-5)
+    dy = rng.standard_normal(out_shape).astype(np.float32)
+    np.testing.assert_allclose(cpu.winograd_untile_adjoint(dy), ref.winograd_untile_adjoint(dy),
+                               rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape,pad", WINO_SHAPES)
+def test_winograd_adjoints(shape, pad):
+    """<untile(M), dY> == <M, untile_adjoint(dY)> and <filter(w), dU> == <w, filter_adjoint(dU)>."""
+    oh, ow, th, tw = ref.winograd_grid(shape[1], shape[2], pad)
+    m = rng.standard_normal((16, shape[0] * th * tw, 3))
+    dy = rng.standard_normal((shape[0], oh, ow, 3))
+    assert (cpu.winograd_untile(m, dy.shape) * dy).sum() == pytest.approx(
+        (m * cpu.winograd_untile_adjoint(dy)).sum(), rel=1e-10)
+    w, du = rng.standard_normal((3, 3, 2, 3)), rng.standard_normal((16, 2, 3))
+    assert (ref.winograd_filter(w) * du).sum() == pytest.approx((w * ref.winograd_filter_adjoint(du)).sum(), rel=1e-10)
+
+
+def test_winograd_filter_and_one_tile_by_the_book():
+    """U = G g G^T, and one tile gives Y = A^T [U * (B^T d B)] A = the 2x2 correlation of d with g."""
+    g, d = rng.standard_normal((3, 3)), rng.standard_normal((4, 4))
+    G, BT, AT = (m.astype(np.float64) for m in (ref.WINO_G, ref.WINO_BT, ref.WINO_AT))
+    u = ref.winograd_filter(g[:, :, None, None])[:, 0, 0].reshape(4, 4)
+    np.testing.assert_allclose(u, G @ g @ G.T, rtol=1e-12)
+    direct = np.array([[(d[i:i + 3, j:j + 3] * g).sum() for j in range(2)] for i in range(2)])
+    np.testing.assert_allclose(AT @ (u * (BT @ d @ BT.T)) @ AT.T, direct, rtol=1e-10, atol=1e-12)
+
+
 def test_batchnorm_ops_match_reference():
     x = (rng.standard_normal((4 * 6 * 6, 8)) * 3 + 2).astype(np.float32)
     g = rng.standard_normal(x.shape).astype(np.float32)
@@ -73,6 +113,9 @@ def test_batchnorm_ops_match_reference():
 def test_kernels_keep_float32():
     x = rng.standard_normal((2, 6, 6, 3)).astype(np.float32)
     assert cpu.im2col(x, 3, 3, 1, 1).dtype == np.float32
+    v = cpu.winograd_tiles(x, 1)
+    assert v.dtype == cpu.winograd_untile(v, x.shape).dtype == cpu.winograd_untile_adjoint(x).dtype == np.float32
+    assert ref.winograd_filter(np.ones((3, 3, 2, 2), np.float32)).dtype == np.float32
     assert cpu.col2im(cpu.im2col(x, 3, 3, 1, 1), x.shape, 3, 3, 1, 1).dtype == np.float32
     x2, c = x.reshape(-1, 3), np.ones(3, np.float32)
     assert cpu.affine(x2, c, c, c).dtype == np.float32

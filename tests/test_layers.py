@@ -40,6 +40,31 @@ def test_conv2d_in_batch_chunks(monkeypatch, chunk_bytes):
     assert max(check_layer(layer, x).values()) < TOL
 
 
+@pytest.mark.parametrize("pad", [0, 1, 2])
+@pytest.mark.parametrize("chunk_bytes", [1, 1 << 19])
+def test_conv2d_winograd_path(monkeypatch, pad, chunk_bytes):
+    """3x3 stride-1 convs with >= 8 input channels run as Winograd F(2x2, 3x3): the same
+    output and gradients as im2col (float32, odd sizes, image-by-image chunks or not), and
+    their float64 gradients pass the numeric check."""
+    from minifer import ops
+    monkeypatch.setattr(ops, "WINOGRAD_CHUNK_BYTES", chunk_bytes)
+    layer = Conv2d(8, 5, 3, stride=1, padding=pad, rng=rng)
+    layer.params["b"].data = rng.standard_normal(5).astype(np.float32)
+    assert ops.winograd_applies(layer.params["W"].data.shape, 1, pad)
+    x = rng.standard_normal((3, 7, 6, 8)).astype(np.float32)
+    g = rng.standard_normal((3, *layer.output_shape(x.shape[1:]))).astype(np.float32)
+    runs = []
+    for min_channels in (8, 1 << 30):                      # Winograd, then im2col
+        monkeypatch.setattr(ops, "WINOGRAD_MIN_CHANNELS", min_channels)
+        out = layer.forward(x)
+        runs.append([out, layer.backward(g), layer.params["W"].grad, layer.params["b"].grad])
+    for a, b in zip(*runs):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * np.abs(b).max())
+    monkeypatch.setattr(ops, "WINOGRAD_MIN_CHANNELS", 8)
+    errs = check_layer(layer, x_(2, 5, 6, 8))
+    assert max(errs.values()) < TOL, errs
+
+
 def test_conv2d_matches_direct_convolution():
     """The im2col result equals the textbook sum over kernel taps."""
     layer = Conv2d(2, 3, 3, stride=1, padding=1, rng=rng)

@@ -12,12 +12,17 @@ The functions below pick the implementation for the active device
 (``minifer.backend.DEVICE``); layers call only these.
 """
 from .. import backend
-from .reference import out_size, window_taps  # device-generic: the same on NumPy and CuPy
+from .reference import (out_size, window_taps,  # device-generic: the same on NumPy and CuPy
+                        winograd_filter, winograd_filter_adjoint, winograd_grid)
 
 __all__ = ["out_size", "window_taps", "batch_chunks", "im2col", "col2im", "maxpool_forward", "maxpool_backward",
-           "channel_sums", "affine", "bn_input_grad"]
+           "channel_sums", "affine", "bn_input_grad", "winograd_applies", "winograd_filter",
+           "winograd_filter_adjoint", "winograd_grid", "winograd_tiles", "winograd_untile",
+           "winograd_untile_adjoint"]
 
-CHUNK_BYTES = 3 << 20   # im2col columns per chunk of images on the CPU
+CHUNK_BYTES = 3 << 20            # im2col columns per chunk of images on the CPU
+WINOGRAD_CHUNK_BYTES = 1 << 19   # Winograd tiles per chunk: the tiles and the GEMMs' output stay in L2
+WINOGRAD_MIN_CHANNELS = 8        # fewer input channels: im2col (a GEMM with K = 9C beats 16 with K = C)
 
 
 def _impl():
@@ -28,15 +33,25 @@ def _impl():
     return cpu
 
 
-def batch_chunks(n, bytes_per_image):
-    """Slices of a batch of ``n`` images for a conv's im2col + GEMM.
+def batch_chunks(n, bytes_per_image, chunk_bytes=None):
+    """Slices of a batch of ``n`` images for a conv's im2col (or Winograd tiles) + GEMM.
 
-    On the CPU each chunk's columns take about ``CHUNK_BYTES``, so the GEMM reads
-    them from the cache (see :mod:`minifer.layers.conv`); on the GPU the whole
-    batch is one chunk.
+    On the CPU each chunk's columns take about ``chunk_bytes`` (default
+    ``CHUNK_BYTES``), so the GEMM reads them from the cache (see
+    :mod:`minifer.layers.conv`); on the GPU the whole batch is one chunk.
     """
-    step = n if backend.DEVICE == "gpu" else max(1, min(n, CHUNK_BYTES // max(1, bytes_per_image)))
+    chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+    step = n if backend.DEVICE == "gpu" else max(1, min(n, chunk_bytes // max(1, bytes_per_image)))
     return [slice(s, s + step) for s in range(0, n, step)]
+
+
+def winograd_applies(w_shape, stride, pad):
+    """Whether a conv with weights ``w_shape`` (KH, KW, C, F) runs as Winograd F(2x2, 3x3):
+    3x3, stride 1, padding 0-2, at least ``WINOGRAD_MIN_CHANNELS`` inputs, on the CPU (on the
+    GPU, im2col's one large GEMM suits cuBLAS better)."""
+    kh, kw, c, _ = w_shape
+    return (backend.DEVICE == "cpu" and kh == kw == 3 and stride == 1 and 0 <= pad <= 2
+            and c >= WINOGRAD_MIN_CHANNELS)
 
 
 def im2col(x, kh, kw, stride=1, pad=0):
@@ -47,6 +62,21 @@ def im2col(x, kh, kw, stride=1, pad=0):
 def col2im(cols, x_shape, kh, kw, stride=1, pad=0):
     """cols (N*OH*OW, KH*KW*C) -> dx (N,H,W,C), the adjoint of im2col."""
     return _impl().col2im(cols, x_shape, kh, kw, stride, pad)
+
+
+def winograd_tiles(x, pad=1):
+    """x (N,H,W,C) -> V (16, N*TH*TW, C): ``B^T d B`` of every 4x4 input tile."""
+    return _impl().winograd_tiles(x, pad)
+
+
+def winograd_untile(m, out_shape):
+    """M (16, N*TH*TW, F) -> out (N, OH, OW, F): ``A^T m A`` of every tile."""
+    return _impl().winograd_untile(m, out_shape)
+
+
+def winograd_untile_adjoint(dout):
+    """dout (N,OH,OW,F) -> dM (16, N*TH*TW, F): the backward pass of :func:`winograd_untile`."""
+    return _impl().winograd_untile_adjoint(dout)
 
 
 def maxpool_forward(x, k, stride):

@@ -12,7 +12,7 @@ that sets thread and allocator policy.
 import numpy as np
 from numba import njit, prange
 
-from .reference import out_size
+from .reference import out_size, winograd_grid
 
 # The inference kernels come in two builds: parallel, and serial for small inputs (a face or
 # a few). The serial build compiles in a fraction of the time and never starts the thread pool,
@@ -93,6 +93,129 @@ def col2im(cols, x_shape, kh, kw, stride=1, pad=0):
     n, h, w, c = x_shape
     return _col2im(np.ascontiguousarray(cols), n, h, w, c, kh, kw, stride, pad,
                    out_size(h, kh, stride, pad), out_size(w, kw, stride, pad))
+
+
+# ---- Winograd F(2x2, 3x3) tiles (the math: minifer.ops.reference) -----------------------
+# Parallel over rows of tiles (image, ty); each tile is copied into a small (4, 4, C) buffer
+# (zeros outside the image) and transformed one 4-vector at a time, with the channels as the
+# innermost, contiguous loop.
+
+def _wino_tiles_py(x, pad, th, tw):
+    n, h, w, c = x.shape
+    v = np.empty((16, n * th * tw, c), dtype=x.dtype)
+    for r in prange(n * th):
+        b = r // th
+        ty = r - b * th
+        d = np.empty((4, 4, c), dtype=x.dtype)            # one input tile
+        e = np.empty((4, 4, c), dtype=x.dtype)            # B^T d
+        for tx in range(tw):
+            t = r * tw + tx
+            for i in range(4):
+                hi = 2 * ty - pad + i
+                for j in range(4):
+                    wi = 2 * tx - pad + j
+                    if 0 <= hi < h and 0 <= wi < w:
+                        for ch in range(c):
+                            d[i, j, ch] = x[b, hi, wi, ch]
+                    else:
+                        for ch in range(c):
+                            d[i, j, ch] = 0
+            for j in range(4):                            # e = B^T d, column by column
+                for ch in range(c):
+                    e[0, j, ch] = d[0, j, ch] - d[2, j, ch]
+                    e[1, j, ch] = d[1, j, ch] + d[2, j, ch]
+                    e[2, j, ch] = d[2, j, ch] - d[1, j, ch]
+                    e[3, j, ch] = d[1, j, ch] - d[3, j, ch]
+            for i in range(4):                            # v = e B, row by row
+                for ch in range(c):
+                    v[4 * i, t, ch] = e[i, 0, ch] - e[i, 2, ch]
+                    v[4 * i + 1, t, ch] = e[i, 1, ch] + e[i, 2, ch]
+                    v[4 * i + 2, t, ch] = e[i, 2, ch] - e[i, 1, ch]
+                    v[4 * i + 3, t, ch] = e[i, 1, ch] - e[i, 3, ch]
+    return v
+
+
+def _wino_untile_py(m, n, oh, ow, th, tw):
+    f = m.shape[2]
+    out = np.empty((n, oh, ow, f), dtype=m.dtype)
+    for r in prange(n * th):
+        b = r // th
+        ty = r - b * th
+        e = np.empty((2, 4, f), dtype=m.dtype)            # A^T m
+        for tx in range(tw):
+            t = r * tw + tx
+            for j in range(4):
+                for ch in range(f):
+                    e[0, j, ch] = m[j, t, ch] + m[4 + j, t, ch] + m[8 + j, t, ch]
+                    e[1, j, ch] = m[4 + j, t, ch] - m[8 + j, t, ch] - m[12 + j, t, ch]
+            for i in range(2):                            # out = e A, where the tile is inside
+                hi = 2 * ty + i
+                if hi >= oh:
+                    continue
+                for ch in range(f):
+                    out[b, hi, 2 * tx, ch] = e[i, 0, ch] + e[i, 1, ch] + e[i, 2, ch]
+                if 2 * tx + 1 < ow:
+                    for ch in range(f):
+                        out[b, hi, 2 * tx + 1, ch] = e[i, 1, ch] - e[i, 2, ch] - e[i, 3, ch]
+    return out
+
+
+def _wino_untile_adjoint_py(dy, th, tw):
+    n, oh, ow, f = dy.shape
+    dm = np.empty((16, n * th * tw, f), dtype=dy.dtype)
+    for r in prange(n * th):
+        b = r // th
+        ty = r - b * th
+        g = np.empty((2, 2, f), dtype=dy.dtype)           # one 2x2 gradient tile
+        e = np.empty((4, 2, f), dtype=dy.dtype)           # A g
+        for tx in range(tw):
+            t = r * tw + tx
+            for i in range(2):
+                for j in range(2):
+                    if 2 * ty + i < oh and 2 * tx + j < ow:
+                        for ch in range(f):
+                            g[i, j, ch] = dy[b, 2 * ty + i, 2 * tx + j, ch]
+                    else:
+                        for ch in range(f):
+                            g[i, j, ch] = 0
+            for j in range(2):
+                for ch in range(f):
+                    e[0, j, ch] = g[0, j, ch]
+                    e[1, j, ch] = g[0, j, ch] + g[1, j, ch]
+                    e[2, j, ch] = g[0, j, ch] - g[1, j, ch]
+                    e[3, j, ch] = -g[1, j, ch]
+            for i in range(4):                            # dm = e A^T
+                for ch in range(f):
+                    dm[4 * i, t, ch] = e[i, 0, ch]
+                    dm[4 * i + 1, t, ch] = e[i, 0, ch] + e[i, 1, ch]
+                    dm[4 * i + 2, t, ch] = e[i, 0, ch] - e[i, 1, ch]
+                    dm[4 * i + 3, t, ch] = -e[i, 1, ch]
+    return dm
+
+
+_wino_tiles_par, _wino_tiles_ser = _builds(_wino_tiles_py)
+_wino_untile_par, _wino_untile_ser = _builds(_wino_untile_py)
+_wino_untile_adjoint = njit(parallel=True, cache=True)(_wino_untile_adjoint_py)
+
+
+def winograd_tiles(x, pad=1):
+    """x (N,H,W,C) -> V (16, N*TH*TW, C), as the reference."""
+    _, _, th, tw = winograd_grid(x.shape[1], x.shape[2], pad)
+    kernel = _wino_tiles_ser if x.size <= SERIAL_MAX else _wino_tiles_par
+    return kernel(np.ascontiguousarray(x), pad, th, tw)
+
+
+def winograd_untile(m, out_shape):
+    """M (16, N*TH*TW, F) -> out (N, OH, OW, F), as the reference."""
+    n, oh, ow, _ = out_shape
+    kernel = _wino_untile_ser if m.size <= SERIAL_MAX else _wino_untile_par
+    return kernel(np.ascontiguousarray(m), n, oh, ow, (oh + 1) // 2, (ow + 1) // 2)
+
+
+def winograd_untile_adjoint(dout):
+    """dout (N,OH,OW,F) -> dM (16, N*TH*TW, F), as the reference."""
+    _, oh, ow, _ = dout.shape
+    return _wino_untile_adjoint(np.ascontiguousarray(dout), (oh + 1) // 2, (ow + 1) // 2)
 
 
 def _maxpool_fwd_py(x, k, stride, oh, ow):

@@ -2,13 +2,15 @@
 
 One CUDA thread per output element: im2col threads each copy one value of
 ``cols``; col2im threads each own one input pixel value and *gather* the
-entries of ``dcols`` that came from it, so no atomics are needed. Max-pool and
-batch-norm are whole-array expressions that CuPy already runs fast, so this
-module takes them from the reference unchanged.
+entries of ``dcols`` that came from it, so no atomics are needed. Max-pool,
+batch-norm and the Winograd tiles are whole-array expressions that CuPy already
+runs fast, so this module takes them from the reference unchanged (convolutions
+use im2col on the GPU: :func:`minifer.ops.winograd_applies`).
 """
 import cupy as cp
 
-from .reference import affine, bn_input_grad, channel_sums, maxpool_backward, maxpool_forward, out_size  # noqa: F401
+from .reference import (affine, bn_input_grad, channel_sums, maxpool_backward, maxpool_forward,  # noqa: F401
+                        out_size, winograd_tiles, winograd_untile, winograd_untile_adjoint)
 
 _im2col = cp.ElementwiseKernel(
     "raw T x, int32 h, int32 w, int32 c, int32 kh, int32 kw, int32 s, int32 p, int32 oh, int32 ow",

@@ -1,0 +1,59 @@
+"""Winograd F(2x2, 3x3): Conv2d's fast path for 3x3 stride-1 convolutions on the CPU.
+
+Every 2x2 block of outputs comes from one 4x4 input tile ``d`` (tiles overlap by
+two pixels) and the 3x3 filter ``g``::
+
+    Y = A^T [ (G g G^T) * (B^T d B) ] A        * elementwise on 4x4
+
+16 multiplications per tile and channel pair where a direct convolution (or
+im2col) needs 4 outputs x 9 taps = 36. Summed over the C input channels, the 16
+elementwise products are 16 matrix multiplies (the transforms are in
+:mod:`minifer.ops.reference`, with chapter 15 of the docs deriving them)::
+
+    V = tiles(x)             (16, T, C)   T = N * TH * TW tiles, TH = ceil(OH / 2)
+    U = G g G^T              (16, C, F)
+    M = V @ U                (16, T, F)   8/18 of im2col's FLOPs
+    out = untile(M)          (N, OH, OW, F)
+
+Backward, with ``dM = untile_adjoint(dout)`` (``A dY A^T`` per tile)::
+
+    dU = V^T @ dM            (16, C, F),  dW = G^T dU G  (winograd_filter_adjoint)
+    dx = the same forward pass on dout with the filters turned 180 degrees and
+         C, F swapped, padding 2 - P   (a stride-1 convolution's input gradient)
+
+As with im2col, the batch runs in cache-sized chunks of images (smaller ones:
+``_chunks``) and the backward pass recomputes each chunk's tiles.
+"""
+from .. import backend, ops
+from ..ops import (batch_chunks, winograd_filter, winograd_filter_adjoint, winograd_grid, winograd_tiles,
+                   winograd_untile, winograd_untile_adjoint)
+
+
+def _chunks(x, pad):
+    """Slices of the batch ``x`` whose tiles V (16 * TH * TW * C values per image) take about
+    ``ops.WINOGRAD_CHUNK_BYTES``: measured on the 2-core CPU (minivgg's five Winograd layers,
+    forward + backward, batch 64), 0.5 MB chunks took 290 ms, 2 MB 411 ms and 12 MB 397 ms."""
+    n, h, w, c = x.shape
+    _, _, th, tw = winograd_grid(h, w, pad)
+    return batch_chunks(n, 16 * th * tw * c * x.itemsize, ops.WINOGRAD_CHUNK_BYTES)
+
+
+def conv3x3(x, u, pad, out):
+    """out (N,OH,OW,F) <- the convolution of x (N,H,W,C) with transformed filters u (16,C,F)."""
+    for s in _chunks(x, pad):
+        out[s] = winograd_untile(backend.xp.matmul(winograd_tiles(x[s], pad), u), out[s].shape)
+    return out
+
+
+def backward(dout, x, w, pad, need_dx=True):
+    """dout (N,OH,OW,F) -> dx (N,H,W,C) or None, dw (3,3,C,F)."""
+    xp = backend.xp
+    du = xp.zeros((16, w.shape[2], w.shape[3]), w.dtype)                      # (16, C, F)
+    dx = xp.empty(x.shape, dout.dtype) if need_dx else None
+    u_flip = winograd_filter(xp.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2)))   # (16, F, C)
+    for s in _chunks(x, pad):
+        v = winograd_tiles(x[s], pad)                                           # (16, t, C), recomputed
+        du += xp.matmul(v.transpose(0, 2, 1), winograd_untile_adjoint(dout[s]))  # (16, C, t) @ (16, t, F)
+        if need_dx:
+            conv3x3(dout[s], u_flip, 2 - pad, dx[s])
+    return dx, winograd_filter_adjoint(du)
