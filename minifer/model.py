@@ -179,11 +179,14 @@ def build_from_architecture(arch, name="model"):
 
 
 class Ensemble:
-    """Several trained models with the same input and classes, used as one.
+    """Several trained models with the same classes and preprocessing, used as one.
 
-    ``predict_proba`` averages the members' softmax outputs. Saved as one file:
-    member ``i``'s arrays under ``m{i}/layer/param`` keys, and their architectures
-    in ``meta["ensemble"]``; :func:`load_model` rebuilds it like a single model.
+    ``predict_proba`` averages the members' softmax outputs. Members may take
+    different input sizes (e.g. 48 px, and 44 px for a network trained on random
+    crops): the ensemble takes the largest, and each member sees the central
+    crop of its own size (:meth:`member_input`). Saved as one file: member
+    ``i``'s arrays under ``m{i}/layer/param`` keys, and their architectures in
+    ``meta["ensemble"]``; :func:`load_model` rebuilds it like a single model.
     """
 
     def __init__(self, members, meta=None):
@@ -191,19 +194,33 @@ class Ensemble:
             raise ValueError("an ensemble needs at least one model")
         first = members[0].meta
         for m in members[1:]:
-            for key in ("classes", "input_shape", "preprocess"):
+            for key in ("classes", "preprocess"):
                 if m.meta.get(key) != first.get(key):
                     raise ValueError(f"ensemble members differ in {key}: {first.get(key)} vs {m.meta.get(key)}")
+        shapes = [tuple(m.meta["input_shape"]) for m in members if m.meta.get("input_shape")]
+        if len({s[2:] for s in shapes}) > 1:
+            raise ValueError(f"ensemble members differ in input channels: {sorted(set(shapes))}")
         self.members = list(members)
-        self.meta = dict(meta) if meta is not None else {k: first[k] for k in
-                                                          ("classes", "input_shape", "preprocess") if k in first}
+        self.meta = {k: first[k] for k in ("classes", "preprocess") if k in first}
+        if shapes:
+            self.meta["input_shape"] = list(max(shapes))
+        self.meta.update(meta or {})
         self.name = f"ensemble of {len(members)}"
+
+    def member_input(self, m, x):
+        """The part of the ensemble's input batch ``x`` (N, H, W, C) that member ``m`` sees:
+        the central crop of its own input size (``x`` itself when the sizes agree)."""
+        side = (m.meta.get("input_shape") or x.shape[1:])[0]
+        top, left = (x.shape[1] - side) // 2, (x.shape[2] - side) // 2
+        if top == left == 0 and side == x.shape[1] == x.shape[2]:
+            return x
+        return backend.get_array_module(x).ascontiguousarray(x[:, top:top + side, left:left + side])
 
     def predict_proba(self, x, batch_size=256):
         """The mean of the members' class probabilities for a float32 NHWC batch."""
         acc = None
         for m in self.members:
-            p = np.asarray(m.predict_proba(x, batch_size), dtype=np.float64)
+            p = np.asarray(m.predict_proba(self.member_input(m, x), batch_size), dtype=np.float64)
             acc = p if acc is None else acc + p
         return (acc / len(self.members)).astype(np.float32)
 
@@ -214,8 +231,9 @@ class Ensemble:
         return self
 
     def flops(self, input_shape=None):
-        """Forward FLOPs for one image: the members' sum."""
-        return sum(m.flops(input_shape or self.meta.get("input_shape")) for m in self.members)
+        """Forward FLOPs for one image: the members' sum (each at its own input size)."""
+        return sum(m.flops(input_shape or m.meta.get("input_shape") or self.meta.get("input_shape"))
+                   for m in self.members)
 
     def num_params(self, trainable_only=False):
         """Number of parameter values over all members."""
@@ -225,7 +243,7 @@ class Ensemble:
         """One file: member arrays under ``m{i}/``, their architectures in the metadata."""
         arrays = {f"m{i}/{k}": v for i, m in enumerate(self.members) for k, v in m.state_dict().items()}
         members = [{"architecture": m.architecture(), "name": m.name,
-                    **{k: v for k, v in m.meta.items() if k not in ("classes", "input_shape", "preprocess")}}
+                    **{k: v for k, v in m.meta.items() if k not in ("classes", "preprocess")}}
                    for m in self.members]
         m = dict(self.meta, **meta)
         m.update(ensemble=members, name=self.name, minifer_version=__version__)
@@ -251,7 +269,8 @@ def load_model(path):
             own = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
             model = _build(own, spec.get("architecture", []), spec.get("name", "model"), path)
             model.meta = {k: v for k, v in spec.items() if k != "architecture"}
-            model.meta.update({k: meta[k] for k in ("classes", "input_shape", "preprocess") if k in meta})
+            model.meta.update({k: meta[k] for k in ("classes", "preprocess") if k in meta})
+            model.meta.setdefault("input_shape", meta.get("input_shape"))   # older files: one for all
             members.append(model)
         return Ensemble(members, {k: v for k, v in meta.items() if k not in ("ensemble", "format")})
     if "architecture" not in meta:

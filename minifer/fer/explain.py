@@ -130,13 +130,19 @@ def grad_cam(model, x, layer_name=None, target=None):
     ``layer_name``: the layer whose output (N, h, w, K) is explained (default
     :func:`default_cam_layer`); ``target`` as in :func:`saliency`. For an
     :class:`minifer.model.Ensemble`, the members' maps for the ensemble's
-    predicted class (or ``target``), averaged.
+    predicted class (or ``target``), averaged; a member that sees a central crop
+    contributes its map there (zero outside).
     """
     x = _as_batch(x)
     if isinstance(model, Ensemble):
         if target is None:
             target = model.predict_proba(backend.to_host(x)).argmax(axis=1)
-        return np.mean([grad_cam(m, x, layer_name, target) for m in model.members], axis=0).astype(np.float32)
+        total = np.zeros(x.shape[:3], np.float32)
+        for m in model.members:
+            cam = grad_cam(m, model.member_input(m, x), layer_name, target)   # (N, h, w), h <= H
+            top, left = (x.shape[1] - cam.shape[1]) // 2, (x.shape[2] - cam.shape[2]) // 2
+            total[:, top:top + cam.shape[1], left:left + cam.shape[2]] += cam
+        return total / len(model.members)
     name = layer_name or default_cam_layer(model)
     names = [l.name for l in model.layers]
     if name not in names:
