@@ -36,6 +36,7 @@ import numpy as np
 from .. import backend, optim, schedules, zoo
 from ..io import WeightsError, atomic_write, load_npz, save_npz
 from ..layers import DistillationLoss, SoftmaxCrossEntropy
+from ..folding import fold_batchnorm
 from ..model import load_model
 from . import augment, data
 from .classes import CLASSES, FACE_SIZE, gray_preprocess, input_side, normalization
@@ -267,7 +268,7 @@ class Trainer:
         """The network or ensemble to distil from; it must name the same classes."""
         if self.opts.mixup or self.opts.class_weights:
             raise TrainingError("--teacher does not combine with --mixup or --class-weights")
-        teacher = load_model(self.opts.teacher)
+        teacher = fold_batchnorm(load_model(self.opts.teacher))    # only ever evaluated: fold it once
         normalization(teacher.meta)
         if teacher.meta.get("classes") != self.model.meta["classes"]:
             raise TrainingError(f"{self.opts.teacher}: the teacher's classes {teacher.meta.get('classes')} "
