@@ -219,23 +219,30 @@ def winograd_untile_adjoint(dout):
 
 
 def _maxpool_fwd_py(x, k, stride, oh, ow):
+    """Parallel over output rows (image, i); the first tap of each window is the running
+    maximum, later taps replace it where strictly larger (the first maximum wins, as in the
+    reference), with the channels as the innermost, contiguous loop."""
     n, h, w, c = x.shape
     out = np.empty((n, oh, ow, c), dtype=x.dtype)
     arg = np.empty((n, oh, ow, c), dtype=np.int32)   # flat h*w index of the max
-    for b in prange(n):
-        for i in range(oh):
-            for j in range(ow):
-                for ch in range(c):
-                    best = x[b, i * stride, j * stride, ch]
-                    bi = (i * stride) * w + j * stride
-                    for p in range(k):
-                        for q in range(k):
-                            v = x[b, i * stride + p, j * stride + q, ch]
-                            if v > best:
-                                best = v
-                                bi = (i * stride + p) * w + j * stride + q
-                    out[b, i, j, ch] = best
-                    arg[b, i, j, ch] = bi
+    for r in prange(n * oh):
+        b = r // oh
+        i = r - b * oh
+        for j in range(ow):
+            h0, w0 = i * stride, j * stride
+            for ch in range(c):
+                out[b, i, j, ch] = x[b, h0, w0, ch]
+                arg[b, i, j, ch] = h0 * w + w0
+            for p in range(k):
+                for q in range(k):
+                    if p + q == 0:
+                        continue
+                    idx = (h0 + p) * w + w0 + q
+                    for ch in range(c):
+                        v = x[b, h0 + p, w0 + q, ch]
+                        if v > out[b, i, j, ch]:
+                            out[b, i, j, ch] = v
+                            arg[b, i, j, ch] = idx
     return out, arg
 
 
