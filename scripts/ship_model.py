@@ -60,6 +60,29 @@ def train_command(args):
         f"--{k.replace('_', '-')} {args[k]}" for k in keys if args.get(k) not in (None, ""))
 
 
+def evaluate_file(path, data_path, limit, json_out):
+    """Evaluate the weights file ``path`` as shipped on the validation split with every TTA mode,
+    print a line per mode and the per-class table, write the reports to ``json_out`` -> them."""
+    shipped = load_model(path)
+    x, y = data.load_fer(data_path, "val")
+    if limit:
+        x, y = x[:limit], y[:limit]
+    results = {}
+    for tta in TTA_MODES:
+        r = evaluate(shipped, x, y, tta)
+        results[tta] = r
+        print(f"tta={tta:<8} accuracy {r['accuracy'] * 100:.2f}%  macro-F1 {r['macro_f1'] * 100:.2f}%  "
+              f"{r['images_per_s']:.0f} images/s")
+    Path(json_out).write_text(json.dumps(results, indent=1))
+    best = max(results, key=lambda k: results[k]["accuracy"])
+    r0, rb = results["none"], results[best]
+    print(f"\n| class | precision | recall | F1 | F1 (tta={best}) | support |\n|---|---|---|---|---|---|")
+    for c in r0["classes"]:
+        q, qb = r0["per_class"][c], rb["per_class"][c]
+        print(f"| {c} | {q['precision']:.3f} | {q['recall']:.3f} | {q['f1']:.3f} | {qb['f1']:.3f} | {q['support']} |")
+    return results
+
+
 def main():
     """Ship, evaluate, draw and print (see the module docstring)."""
     backend.set_cpu_policy()    # as minifer's command lines: passive OpenMP wait, freed memory kept
@@ -95,26 +118,11 @@ def main():
         print(f"weight average of {len(partners) + 1} networks, batch-norm statistics from {len(x_tr)} images")
     model.meta["training"] = training
     model.save(a.out, dtype=np.float16)
-    shipped = load_model(a.out)
-    x, y = data.load_fer(a.data, "val")
-    if a.limit:
-        x, y = x[:a.limit], y[:a.limit]
-    results = {}
-    for tta in TTA_MODES:
-        r = evaluate(shipped, x, y, tta)
-        results[tta] = r
-        print(f"tta={tta:<8} accuracy {r['accuracy'] * 100:.2f}%  macro-F1 {r['macro_f1'] * 100:.2f}%  "
-              f"{r['images_per_s']:.0f} images/s")
-    (ROOT / "weights" / "eval.json").write_text(json.dumps(results, indent=1))
+    results = evaluate_file(a.out, a.data, a.limit, ROOT / "weights" / "eval.json")
     best = max(results, key=lambda k: results[k]["accuracy"])
     for dst in (ROOT / "weights" / "confusion.png", ROOT / "docs" / "img" / "confusion.png"):
         plot_confusion(results[best], dst, title=f"PublicTest, tta={best}")
     plot_curves(hist, ROOT / "docs" / "img" / "curves.png")
-    r0, rb = results["none"], results[best]
-    print(f"\n| class | precision | recall | F1 | F1 (tta={best}) | support |\n|---|---|---|---|---|---|")
-    for c in r0["classes"]:
-        q, qb = r0["per_class"][c], rb["per_class"][c]
-        print(f"| {c} | {q['precision']:.3f} | {q['recall']:.3f} | {q['f1']:.3f} | {qb['f1']:.3f} | {q['support']} |")
     print(f"\nfile {a.out}: {Path(a.out).stat().st_size / 1e6:.2f} MB; training wall time "
           f"{sum(h['epoch_s'] for h in hist) / 3600:.2f} h over {len(hist)} epochs; commands:")
     for c in cmds:

@@ -69,6 +69,22 @@ def test_ensemble_of_members_with_different_input_sizes(tmp_path):
     assert cam.shape == (2, 16, 16) and np.isfinite(cam).all()
 
 
+def test_tta_of_a_mixed_ensemble_runs_per_member():
+    """Ten-crop (and flip) of a 48-px + 44-px ensemble: each member with the views at its own
+    size (the 44-px member's ten crops are exact 44-px boxes), then averaged."""
+    from minifer.fer.tta import model_tta_predict, tta_predict
+
+    def net(side, seed):
+        m = zoo.minivgg(num_classes=3, input_size=side, widths=(4, 8), hidden=8, seed=seed)
+        m.meta["preprocess"] = dict(PRE)
+        return m.eval()
+    a, b = net(48, 1), net(44, 2)
+    x = rng.standard_normal((3, 48, 48, 1)).astype(np.float32)
+    for mode in ("none", "flip", "tencrop"):
+        want = (tta_predict(a.predict_proba, x, mode, size=48) + tta_predict(b.predict_proba, x, mode, size=44)) / 2
+        np.testing.assert_allclose(model_tta_predict(Ensemble([a, b]), x, mode), want, rtol=1e-5, atol=1e-6)
+
+
 def test_average_weights_is_the_parameter_mean():
     a, b = small(1), small(2)
     avg = average_weights([a, b])

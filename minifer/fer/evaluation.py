@@ -13,9 +13,9 @@ import time
 
 import numpy as np
 
-from .classes import CLASSES, input_side, model_input
+from .classes import CLASSES, model_input
 from .metrics import report
-from .tta import tta_predict
+from .tta import model_tta_predict
 
 
 def evaluate(model, x, y, tta="none", batch_size=256):
@@ -27,8 +27,7 @@ def evaluate(model, x, y, tta="none", batch_size=256):
     """
     xin = model_input(x, model.meta)
     t = time.perf_counter()
-    probs = tta_predict(lambda v: model.predict_proba(v, batch_size), xin, mode=tta,
-                        size=input_side(model.meta))
+    probs = model_tta_predict(model, xin, tta, batch_size)
     dt = time.perf_counter() - t
     r = report(y, probs.argmax(axis=1), model.meta.get("classes", list(CLASSES)))
     loss = -np.log(np.maximum(probs[np.arange(len(y)), y], 1e-12)).mean() if len(y) else 0.0

@@ -16,7 +16,7 @@ from ..folding import fold_batchnorm
 from ..io import WeightsError
 from ..model import load_model
 from .classes import FACE_SIZE, NUM_CLASSES, input_side, model_input, normalization
-from .tta import TTA_MODES, tta_predict, tta_views
+from .tta import TTA_MODES, model_tta_predict, tta_views
 
 WEIGHTS_NAME = "minivgg_fer.npz"
 
@@ -136,8 +136,6 @@ class Predictor:
         faces = np.asarray(faces)
         if len(faces) == 0:
             return np.zeros((0, len(self.classes)))
-        run = self._inference.predict_proba
-        p = tta_predict(lambda v: run(v, self.batch_size), self.preprocess(faces),
-                        self.tta, batch_size=self.batch_size, size=self.input_side)
+        p = model_tta_predict(self._inference, self.preprocess(faces), self.tta, self.batch_size)
         p = np.asarray(p, dtype=np.float64)
         return p / p.sum(axis=1, keepdims=True)

@@ -9,11 +9,13 @@ The modes (``TTA_MODES``) are the one list every command line offers:
 A model whose input is smaller than the faces (``size``, e.g. 44 of 48 px, trained
 on random crops) sees the central crop plainly, and ten-crop takes its boxes at
 exactly that size. A model of the faces' size gets ``crop x crop`` boxes resized
-back to its input.
+back to its input. An ensemble (:func:`model_tta_predict`) averages its members, each
+with the views at its own input size.
 """
 import numpy as np
 
 from .augment import _batch, _crop_resize, center_crop, crop_at, hflip
+from .classes import input_side
 
 TTA_MODES = ("none", "flip", "tencrop")
 
@@ -68,3 +70,16 @@ def tta_predict(predict_fn, x, mode="flip", crop=44, batch_size=256, size=None):
             acc = p if acc is None else acc + p
         parts.append((acc / len(views)).astype(np.float32))
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+
+
+def model_tta_predict(model, x, mode="none", batch_size=256):
+    """Class probabilities ``(N, K)`` of ``model`` for normalised faces ``x`` (N, H, W, 1),
+    averaged over the TTA views at the model's input size. For an ensemble, the mean of its
+    members' averages, each member with the views at its own input size (a 44-px member's
+    ten crops are 44-px boxes of the faces, not boxes resized for a 48-px input)."""
+    members = getattr(model, "members", None)
+    if members is not None:
+        parts = [model_tta_predict(m, x, mode, batch_size) for m in members]
+        return np.mean(np.asarray(parts, dtype=np.float64), axis=0).astype(np.float32)
+    return tta_predict(lambda v: model.predict_proba(v, batch_size), x, mode, batch_size=batch_size,
+                       size=input_side(model.meta))
