@@ -21,7 +21,7 @@ __all__ = ["out_size", "window_taps", "batch_chunks", "im2col", "col2im", "maxpo
            "winograd_untile_adjoint"]
 
 CHUNK_BYTES = 3 << 20            # im2col columns per chunk of images on the CPU
-WINOGRAD_CHUNK_BYTES = 1 << 19   # Winograd tiles per chunk: the tiles and the GEMMs' output stay in L2
+WINOGRAD_CHUNK_BYTES = 2 << 20   # Winograd tiles per chunk (see minifer.layers.winograd._chunks)
 WINOGRAD_MIN_CHANNELS = 8        # fewer input channels: im2col (a GEMM with K = 9C beats 16 with K = C)
 
 
