@@ -65,6 +65,22 @@ def test_conv2d_winograd_path(monkeypatch, pad, chunk_bytes):
     assert max(errs.values()) < TOL, errs
 
 
+def test_conv2d_keeps_winograd_filters_only_in_eval_mode():
+    """Evaluation reuses the transformed filters while W is the same array, and recomputes
+    them when W is replaced (as loading does); training never keeps them."""
+    layer = Conv2d(8, 4, 3, padding=1, rng=rng)
+    x = rng.standard_normal((2, 6, 6, 8)).astype(np.float32)
+    train_out = layer.forward(x)
+    assert layer._u is None
+    layer.training = False
+    np.testing.assert_array_equal(layer.forward(x), train_out)
+    u = layer._u[1]
+    layer.forward(x)
+    assert layer._u[1] is u
+    layer.params["W"].data = layer.params["W"].data * 2
+    np.testing.assert_allclose(layer.forward(x), 2 * train_out, rtol=1e-5, atol=1e-5)
+
+
 def test_conv2d_matches_direct_convolution():
     """The im2col result equals the textbook sum over kernel taps."""
     layer = Conv2d(2, 3, 3, stride=1, padding=1, rng=rng)
