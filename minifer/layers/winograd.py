@@ -21,7 +21,7 @@ Backward, with ``dM = untile_adjoint(dout)`` (``A dY A^T`` per tile)::
     dx = the same forward pass on dout with the filters turned 180 degrees and
          C, F swapped, padding 2 - P   (a stride-1 convolution's input gradient)
 
-As with im2col, the batch runs in cache-sized chunks of images (smaller ones:
+As with im2col, the batch runs in cache-sized chunks of images (of their own size:
 ``_chunks``) and the backward pass recomputes each chunk's tiles.
 """
 from .. import backend, ops
