@@ -51,6 +51,14 @@ def minivgg(num_classes=7, in_channels=1, input_size=48, widths=(32, 64, 128), h
     return model
 
 
+def minivgg_wide(**kw):
+    """``minivgg`` with widths (40, 80, 160): 0.27 GFLOP per face, 1.55x the FLOPs and about 1.45x
+    the batch-1 latency of ``minivgg`` (3.5 vs 2.4 ms on the project's 2-core CPU)."""
+    model = minivgg(widths=(40, 80, 160), **kw)
+    model.name = "minivgg_wide"
+    return model
+
+
 VGG16_BLOCKS = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]
 
 
@@ -86,7 +94,7 @@ def vgg16(num_classes=7, in_channels=1, input_size=48, blocks=4, hidden=256, dro
     return model
 
 
-MODELS = {"minivgg": minivgg, "vgg16": vgg16}
+MODELS = {"minivgg": minivgg, "minivgg_wide": minivgg_wide, "vgg16": vgg16}
 
 
 def build(name, **kw):

@@ -32,11 +32,11 @@ sys.path.insert(0, str(ROOT))
 from minifer import backend  # noqa: E402
 from minifer.averaging import average_weights, update_bn  # noqa: E402
 from minifer.fer import data  # noqa: E402
-from minifer.fer.classes import model_input  # noqa: E402
+from minifer.fer.classes import input_side, model_input  # noqa: E402
 from minifer.fer.evaluation import evaluate  # noqa: E402
 from minifer.fer.metrics import plot_confusion  # noqa: E402
 from minifer.fer.training import plot_curves  # noqa: E402
-from minifer.fer.tta import TTA_MODES  # noqa: E402
+from minifer.fer.tta import TTA_MODES, tta_views  # noqa: E402
 from minifer.model import load_model  # noqa: E402
 
 
@@ -112,7 +112,8 @@ def main():
     if partners:
         x_tr, _ = data.load_fer(a.data, "train")
         model = average_weights([model] + partners)
-        update_bn(model, (model_input(x_tr[i:i + 256], model.meta) for i in range(0, len(x_tr), 256)))
+        update_bn(model, (tta_views(model_input(x_tr[i:i + 256], model.meta), "none", size=input_side(model.meta))[0]
+                           for i in range(0, len(x_tr), 256)))   # the central crop of a crop-trained net
         training["averaged"] = {"members": [str(run / "best.npz")] + list(a.average_with),
                                 "bn_images": int(len(x_tr))}
         print(f"weight average of {len(partners) + 1} networks, batch-norm statistics from {len(x_tr)} images")
