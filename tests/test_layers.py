@@ -206,6 +206,9 @@ def test_minivgg_shapes_params_flops():
     assert 170e6 < m.flops() < 180e6
     s = m.summary()
     assert "b1c1_conv" in s and "(6, 6, 128)" in s and "1,468,839" in s
+    wide = zoo.build("minivgg_wide")
+    assert wide.name == "minivgg_wide" and wide.num_params() == 1_924_751 and 265e6 < wide.flops() < 275e6
+    assert wide.forward(np.zeros((1, 48, 48, 1), np.float32)).shape == (1, 7)
 
 
 def test_float32_throughout():
