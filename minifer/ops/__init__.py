@@ -22,7 +22,7 @@ __all__ = ["out_size", "window_taps", "batch_chunks", "im2col", "col2im", "maxpo
 
 CHUNK_BYTES = 3 << 20            # im2col columns per chunk of images on the CPU
 WINOGRAD_CHUNK_BYTES = 2 << 20   # Winograd tiles per chunk (see minifer.layers.winograd._chunks)
-WINOGRAD_MIN_CHANNELS = 8        # fewer input channels: im2col (a GEMM with K = 9C beats 16 with K = C)
+WINOGRAD_MIN_CHANNELS = 8        # fewer (a gray first layer): im2col, whose GEMM has K = 9C, not K = C
 
 
 def _impl():
