@@ -38,6 +38,7 @@ class Optimizer:
         for p, st in zip(self.params, self.state):
             if p.trainable and p.grad is not None:
                 self.update(p, p.grad, st, self.lr * p.lr_scale, self.weight_decay if p.decay else 0.0)
+                p.version += 1
 
     def zero_grad(self):
         """Set every gradient to None."""

@@ -74,11 +74,21 @@ def test_conv2d_keeps_winograd_filters_only_in_eval_mode():
     assert layer._u is None
     layer.training = False
     np.testing.assert_array_equal(layer.forward(x), train_out)
-    u = layer._u[1]
+    u = layer._u[2]
     layer.forward(x)
-    assert layer._u[1] is u
+    assert layer._u[2] is u
     layer.params["W"].data = layer.params["W"].data * 2
     np.testing.assert_allclose(layer.forward(x), 2 * train_out, rtol=1e-5, atol=1e-5)
+    # a training step in between (the optimizer updates W in place): evaluation sees the new W
+    from minifer import optim
+    layer.training = True
+    layer.backward(np.ones_like(layer.forward(x)))
+    w_before = layer.params["W"].data.copy()
+    optim.SGD(list(layer.params.values()), lr=0.1).step()
+    assert not np.array_equal(layer.params["W"].data, w_before)
+    want = layer.forward(x)
+    layer.training = False
+    np.testing.assert_allclose(layer.forward(x), want, rtol=1e-5, atol=1e-5)
 
 
 def test_conv2d_matches_direct_convolution():

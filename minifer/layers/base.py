@@ -22,6 +22,7 @@ class Parameter:
 
     def __init__(self, data, decay=True):
         self.data = data
+        self.version = 0          # bumped by every optimizer update of ``data`` in place
         self.grad = None
         self.trainable = True
         self.decay = decay

@@ -91,7 +91,7 @@ class Conv2d(Layer):
         self.params["W"] = Parameter(he_normal(rng, (kernel_size, kernel_size, in_channels, out_channels), fan_in))
         if bias:
             self.params["b"] = Parameter(backend.xp.zeros(out_channels, backend.DTYPE), decay=False)
-        self._u = None                                 # (W array, its Winograd filters) in eval mode
+        self._u = None                        # (W array, its version, its Winograd filters) in eval mode
 
     def forward(self, x):
         w, b = self.params["W"].data, self.params["b"].data if self.bias else None
@@ -99,14 +99,15 @@ class Conv2d(Layer):
         return out
 
     def _filters(self, w):
-        """Winograd's filters U of ``w``, kept from call to call in evaluation mode: there the
-        weights stay one array (training changes them in place, loading replaces the array).
-        About 0.2 ms per minivgg forward pass, a tenth of one face's time."""
+        """Winograd's filters U of ``w``, kept from call to call in evaluation mode while W is
+        the same array at the same version (optimizers update it in place and bump the version;
+        loading replaces the array). About 0.2 ms per minivgg forward pass, a tenth of one face's."""
         if self.training or not winograd_applies(w.shape, self.stride, self.pad):
             return None
-        if self._u is None or self._u[0] is not w:
-            self._u = (w, winograd_filter(w))
-        return self._u[1]
+        version = self.params["W"].version
+        if self._u is None or self._u[0] is not w or self._u[1] != version:
+            self._u = (w, version, winograd_filter(w))
+        return self._u[2]
 
     def backward(self, dout):
         dx, dw, db = conv_backward(dout, self.cache, self.need_input_grad)
