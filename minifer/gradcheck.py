@@ -36,11 +36,12 @@ def rel_error(a, b):
     return float(np.max(np.abs(a - b), initial=0)) / scale
 
 
-def check_layer(layer, x, seed=0, h=1e-5):
+def check_layer(layer, x, seed=0, h=1e-5, relu=False):
     """Compare a layer's backward pass with numeric gradients, in float64.
 
     Returns {"x": err, "<param>": err, ...} (max relative errors). The layer's
-    parameters are cast to float64 for the check.
+    parameters are cast to float64 for the check. ``relu``: check the layer with
+    a ReLU fused into it (``forward(x, relu=True)``).
     """
     rng = np.random.default_rng(seed)
     x = np.asarray(x, np.float64).copy()
@@ -48,12 +49,12 @@ def check_layer(layer, x, seed=0, h=1e-5):
         p.data = p.data.astype(np.float64)
     for k, b in layer.buffers.items():
         layer.buffers[k] = b.astype(np.float64)
-    dout = rng.standard_normal(layer_forward(layer, x).shape)
+    dout = rng.standard_normal(layer_forward(layer, x, relu).shape)
 
     def loss():
-        return float((layer_forward(layer, x) * dout).sum())
+        return float((layer_forward(layer, x, relu) * dout).sum())
 
-    layer_forward(layer, x)
+    layer_forward(layer, x, relu)
     dx = layer.backward(dout)
     analytic = {"x": dx}
     analytic.update({k: p.grad.copy() for k, p in layer.params.items()})
@@ -63,11 +64,11 @@ def check_layer(layer, x, seed=0, h=1e-5):
     return errs
 
 
-def layer_forward(layer, x):
-    """Forward with a fixed random stream for stochastic layers (dropout)."""
+def layer_forward(layer, x, relu=False):
+    """Forward with a fixed random stream for stochastic layers (dropout); a fused ReLU if ``relu``."""
     if hasattr(layer, "rng"):
         layer.rng = np.random.default_rng(1234)
-    return layer.forward(x)
+    return layer.forward(x, relu=True) if relu else layer.forward(x)
 
 
 def check_model(model, x, y, loss_fn, h=1e-5, max_checks=20, seed=0):

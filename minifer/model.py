@@ -9,7 +9,7 @@ import numpy as np
 from . import backend
 from ._version import __version__
 from .io import WeightsError, load_npz, save_npz
-from .layers import LAYERS, Parameter
+from .layers import LAYERS, Parameter, ReLU
 from .layers.loss import softmax
 
 
@@ -31,10 +31,22 @@ class Sequential:
         self.meta = {}                          # classes, input_shape, preprocess, ...
 
     # ---- running ---------------------------------------------------------------
+    def _steps(self):
+        """``[(i, relu)]``: the layers to run, in order. A ReLU right after a layer that can apply
+        it in its own pass (Conv2d, Dense, BatchNorm: ``fuses_relu``) is fused into that layer
+        (``relu=True``) and has no step of its own: one pass over memory less each way."""
+        steps, i, layers = [], 0, self.layers
+        while i < len(layers):
+            relu = layers[i].fuses_relu and i + 1 < len(layers) and type(layers[i + 1]) is ReLU
+            steps.append((i, relu))
+            i += 2 if relu else 1
+        return steps
+
     def forward(self, x):
-        """Run every layer in order (also ``model(x)``)."""
-        for layer in self.layers:
-            x = layer.forward(x)
+        """Run every layer in order (also ``model(x)``), each ReLU fused into the layer before it
+        where that layer can apply it (the same result)."""
+        for i, relu in self._steps():
+            x = self.layers[i].forward(x, relu=True) if relu else self.layers[i].forward(x)
         return x
 
     __call__ = forward
@@ -46,7 +58,9 @@ class Sequential:
         parameters, so frozen early layers cost nothing in the backward pass.
         """
         stop = 0 if input_grad else next((i for i, l in enumerate(self.layers) if l.trainable), len(self.layers))
-        for i in range(len(self.layers) - 1, stop - 1, -1):
+        for i, _ in reversed(self._steps()):
+            if i < stop:
+                break
             layer = self.layers[i]
             layer.need_input_grad = input_grad or i > stop
             dout = layer.backward(dout)

@@ -111,6 +111,28 @@ def test_batchnorm_ops_match_reference():
                                ref.bn_input_grad(g, x, mu, inv, gamma, db, dg), rtol=1e-4, atol=1e-4)
 
 
+def test_batchnorm_ops_with_fused_relu_match_reference():
+    """With a ReLU fused after the batch-norm: the forward clamps at 0, and the backward sums and
+    input gradient count dout only where (x - mu) * scale + shift > 0, as the reference."""
+    x = (rng.standard_normal((4 * 6 * 6, 8)) * 3 + 2).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    mu, inv = rng.standard_normal(8).astype(np.float32), rng.uniform(0.5, 2, 8).astype(np.float32)
+    gamma, beta = rng.standard_normal(8).astype(np.float32), rng.standard_normal(8).astype(np.float32)
+    scale = gamma * inv
+    y = cpu.affine(x, mu, scale, beta, True)
+    np.testing.assert_allclose(y, ref.affine(x, mu, scale, beta, True), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(y, np.maximum(cpu.affine(x, mu, scale, beta), 0))
+    assert 0.2 < (y > 0).mean() < 0.8
+    gate = (scale, beta)
+    gated = g * (y > 0)
+    sums = cpu.channel_sums(g, x, mu, inv, gate)
+    np.testing.assert_allclose(sums, ref.channel_sums(g, x, mu, inv, gate), rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(sums, ref.channel_sums(gated, x, mu, inv), rtol=1e-6, atol=1e-5)
+    db, dg = sums.astype(np.float32)
+    np.testing.assert_allclose(cpu.bn_input_grad(g, x, mu, inv, gamma, db, dg, gate),
+                               ref.bn_input_grad(gated, x, mu, inv, gamma, db, dg), rtol=1e-4, atol=1e-4)
+
+
 def test_kernels_keep_float32():
     x = rng.standard_normal((2, 6, 6, 3)).astype(np.float32)
     assert cpu.im2col(x, 3, 3, 1, 1).dtype == np.float32

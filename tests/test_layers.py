@@ -240,3 +240,71 @@ def test_batchnorm_eval_mode_backward():
     layer.training = False
     errs = check_layer(layer, x_(2, 3, 3, 3))
     assert max(errs.values()) < TOL, errs
+
+
+def _fused_layers():
+    """Every layer that can take the ReLU after it (im2col and Winograd convolutions, dense,
+    batch-norm in training and evaluation), with float64 inputs."""
+    bn_eval = BatchNorm2d(8)
+    bn_eval.buffers["running_mean"] = rng.standard_normal(8)
+    bn_eval.buffers["running_var"] = rng.random(8) + 0.5
+    bn_eval.training = False
+    bn_train = BatchNorm1d(5)
+    bn_train.params["beta"].data = rng.standard_normal(5).astype(np.float32)
+    return [(Conv2d(3, 4, 3, padding=1, rng=rng), x_(2, 5, 6, 3)),
+            (Conv2d(8, 5, 3, padding=1, rng=rng), x_(2, 5, 6, 8)),       # Winograd
+            (Dense(6, 4, rng=rng), x_(3, 6)),
+            (bn_train, x_(8, 5)),
+            (bn_eval, x_(2, 3, 3, 8))]
+
+
+@pytest.mark.parametrize("i", range(5))
+def test_fused_relu_gradients(i):
+    """``forward(x, relu=True)``: the layer's output through a ReLU, and its backward pass
+    passes the numeric check (the gradient is 0 where the ReLU was off)."""
+    layer, x = _fused_layers()[i]
+    if "b" in layer.params:
+        layer.params["b"].data = rng.standard_normal(layer.params["b"].data.shape)
+    out = layer.forward(x.astype(np.float32), relu=True)
+    layer.cache = None
+    assert out.min() == 0 and (out > 0).any()
+    errs = check_layer(layer, x, relu=True)
+    assert max(errs.values()) < TOL, errs
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_sequential_fuses_relu_to_the_same_result(training):
+    """``Sequential`` runs each ReLU inside the layer before it where it can: the outputs and
+    every gradient are those of running the layers one by one (float32, bit for bit or to
+    rounding)."""
+    def net():
+        r = np.random.default_rng(3)
+        return Sequential([Conv2d(1, 8, 3, padding=1, rng=r), ReLU(),                  # conv + bias + ReLU
+                           Conv2d(8, 8, 3, padding=1, bias=False, rng=r), BatchNorm2d(8), ReLU(),  # Winograd, BN
+                           MaxPool2d(2), ReLU(), Flatten(), Dense(128, 6, rng=r), ReLU(),  # a ReLU not fused
+                           Dense(6, 3, rng=r)])
+    fused, plain = net(), net()
+    assert [i for i, relu in fused._steps() if relu] == [0, 3, 8]
+    x = rng.standard_normal((4, 8, 8, 1)).astype(np.float32)
+    y = np.array([0, 1, 2, 1])
+    grads = []
+    for model, run in ((fused, lambda z: fused.forward(z)), (plain, None)):
+        model.train(training)
+        z = x
+        if run:
+            z = run(z)
+        else:
+            for layer in model.layers:
+                z = layer.forward(z)
+        loss = SoftmaxCrossEntropy()
+        loss(z, y)
+        d = loss.backward()
+        if run:
+            dx = model.backward(d, input_grad=True)
+        else:
+            for layer in reversed(model.layers):
+                d = layer.backward(d)
+            dx = d
+        grads.append([z, dx] + [p.grad for p in model.params()])
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

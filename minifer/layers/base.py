@@ -42,6 +42,7 @@ class Parameter:
 class Layer:
     """Base class: a named layer with ``forward``/``backward``."""
 
+    fuses_relu = False     # forward(x, relu=True) applies a ReLU after the layer in the same pass
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)

@@ -29,13 +29,14 @@ decides).
 import numpy as np
 
 from .. import backend
-from ..ops import batch_chunks, col2im, im2col, out_size, winograd_applies, winograd_filter
+from ..ops import batch_chunks, bias_relu, col2im, im2col, out_size, winograd_applies, winograd_filter
 from . import winograd
 from .base import Layer, Parameter, he_normal
 
 
-def conv_forward(x, w, b, stride, pad, u=None):
-    """x (N,H,W,C), w (KH,KW,C,F), b (F,) or None -> out (N,OH,OW,F), cache.
+def conv_forward(x, w, b, stride, pad, u=None, relu=False):
+    """x (N,H,W,C), w (KH,KW,C,F), b (F,) or None -> out (N,OH,OW,F), cache; ``max(out, 0)``
+    if ``relu`` (a fused ReLU, applied with the bias to each chunk while it is in the cache).
 
     ``u``: Winograd's transformed filters of ``w`` when the caller keeps them (16, C, F)."""
     n, h, wd, c = x.shape
@@ -44,13 +45,13 @@ def conv_forward(x, w, b, stride, pad, u=None):
     wm = w.reshape(-1, f)                                      # (K, F)
     out = backend.xp.empty((n, oh, ow, f), np.result_type(x.dtype, w.dtype))
     if winograd_applies(w.shape, stride, pad):
-        winograd.conv3x3(x, winograd_filter(w) if u is None else u, pad, out)
+        winograd.conv3x3(x, winograd_filter(w) if u is None else u, pad, out, b, relu)
     else:
         for s in batch_chunks(n, oh * ow * wm.shape[0] * x.itemsize):
             cols = im2col(x[s], kh, kw, stride, pad)           # (m, K), m = images * OH*OW
-            backend.xp.matmul(cols, wm, out=out[s].reshape(-1, f))  # (m, F)
-    if b is not None:
-        out += b
+            o = out[s].reshape(-1, f)                          # (m, F)
+            backend.xp.matmul(cols, wm, out=o)
+            bias_relu(o, b, relu)
     return out, (x, w, stride, pad)
 
 
@@ -81,6 +82,8 @@ class Conv2d(Layer):
         input (N, H, W, C_in); output (N, OH, OW, C_out), OH = (H + 2P - KH) // S + 1.
     """
 
+    fuses_relu = True
+
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, padding=0,
                  bias=True, name=None, rng=None):
         super().__init__(name)
@@ -93,9 +96,11 @@ class Conv2d(Layer):
             self.params["b"] = Parameter(backend.xp.zeros(out_channels, backend.DTYPE), decay=False)
         self._u = None                        # (W array, its version, its Winograd filters) in eval mode
 
-    def forward(self, x):
+    def forward(self, x, relu=False):
+        """``relu``: also apply the ReLU that follows (``Sequential`` fuses it)."""
         w, b = self.params["W"].data, self.params["b"].data if self.bias else None
-        out, self.cache = conv_forward(x, w, b, self.stride, self.pad, self._filters(w))
+        out, cache = conv_forward(x, w, b, self.stride, self.pad, self._filters(w), relu)
+        self.cache = (cache, out if relu else None)
         return out
 
     def _filters(self, w):
@@ -110,7 +115,10 @@ class Conv2d(Layer):
         return self._u[2]
 
     def backward(self, dout):
-        dx, dw, db = conv_backward(dout, self.cache, self.need_input_grad)
+        cache, out = self.cache
+        if out is not None:                   # the fused ReLU: dout where out > 0
+            dout = dout * (out > 0)
+        dx, dw, db = conv_backward(dout, cache, self.need_input_grad)
         self.params["W"].grad = dw
         if self.bias:
             self.params["b"].grad = db

@@ -7,6 +7,7 @@ Dense, x (N, D), W (D, F), b (F,)::
 import numpy as np
 
 from .. import backend
+from ..ops import bias_relu
 from .base import Layer, Parameter, he_normal
 
 
@@ -17,6 +18,8 @@ class Dense(Layer):
         input (N, D); output (N, F).
     """
 
+    fuses_relu = True
+
     def __init__(self, in_features, out_features, bias=True, name=None, rng=None):
         super().__init__(name)
         self.fin, self.fout, self.bias = in_features, out_features, bias
@@ -25,15 +28,16 @@ class Dense(Layer):
         if bias:
             self.params["b"] = Parameter(backend.xp.zeros(out_features, backend.DTYPE), decay=False)
 
-    def forward(self, x):
-        self.cache = x                                         # (N, D)
-        out = x @ self.params["W"].data                        # (N, F)
-        if self.bias:
-            out += self.params["b"].data
+    def forward(self, x, relu=False):
+        """``relu``: also apply the ReLU that follows, in place (``Sequential`` fuses it)."""
+        out = bias_relu(x @ self.params["W"].data, self.params["b"].data if self.bias else None, relu)  # (N, F)
+        self.cache = (x, out if relu else None)                # x (N, D)
         return out
 
     def backward(self, dout):
-        x, self.cache = self.cache, None
+        (x, out), self.cache = self.cache, None
+        if out is not None:                                    # the fused ReLU: dout where out > 0
+            dout = dout * (out > 0)
         self.params["W"].grad = x.T @ dout                     # (D, F)
         if self.bias:
             self.params["b"].grad = dout.sum(axis=0)           # (F,)

@@ -21,6 +21,10 @@ they are constants, so batch-norm is a per-channel affine map, and saliency
 maps backpropagate through it).
 Both modes run the same ops (:mod:`minifer.ops`): column sums for the
 statistics and the parameter gradients, one affine pass to normalise.
+
+A ReLU right after it is fused by ``Sequential`` (``forward(x, relu=True)``):
+``out = max(gamma * xhat + beta, 0)`` in the same pass, and backward takes dout
+as 0 where that was not positive (recomputed from x, so nothing more is kept).
 """
 from .. import backend, ops
 from .base import Layer, Parameter
@@ -33,6 +37,8 @@ class BatchNorm(Layer):
         input (N, H, W, C) or (N, C); output the same.
     """
 
+    fuses_relu = True
+
     def __init__(self, num_features, eps=1e-5, momentum=0.1, name=None):
         super().__init__(name)
         xp = backend.xp
@@ -42,7 +48,8 @@ class BatchNorm(Layer):
         self.buffers["running_mean"] = xp.zeros(num_features, backend.DTYPE)
         self.buffers["running_var"] = xp.ones(num_features, backend.DTYPE)
 
-    def forward(self, x):
+    def forward(self, x, relu=False):
+        """``relu``: also apply the ReLU that follows, in the same pass (``Sequential`` fuses it)."""
         xp, dt = backend.xp, x.dtype
         gamma, beta = self.params["gamma"].data, self.params["beta"].data
         x2 = xp.ascontiguousarray(x).reshape(-1, self.num_features)    # (m, C)
@@ -59,20 +66,24 @@ class BatchNorm(Layer):
             mu, var = self.buffers["running_mean"], self.buffers["running_var"]
         mu = mu.astype(dt)
         inv = (1.0 / xp.sqrt(var + self.eps)).astype(dt)                  # (C,)
-        self.cache = (x2, mu, inv, self.training)
-        return ops.affine(x2, mu, (gamma * inv).astype(dt), beta).reshape(x.shape)
+        scale = (gamma * inv).astype(dt)                                    # (C,)
+        gate = (scale, beta) if relu else None          # the ReLU passed where (x - mu) * scale + beta > 0
+        self.cache = (x2, mu, inv, gate, self.training)
+        return ops.affine(x2, mu, scale, beta, relu).reshape(x.shape)
 
     def backward(self, dout):
-        x2, mu, inv, batch_stats = self.cache
+        x2, mu, inv, gate, batch_stats = self.cache
         self.cache = None
         gamma = self.params["gamma"].data
         g = backend.xp.ascontiguousarray(dout).reshape(x2.shape)          # (m, C)
-        s = ops.channel_sums(g, x2, mu, inv)
+        s = ops.channel_sums(g, x2, mu, inv, gate)
         dbeta, dgamma = s[0].astype(g.dtype), s[1].astype(g.dtype)
         self.params["gamma"].grad, self.params["beta"].grad = dgamma, dbeta
         if batch_stats:
-            dx = ops.bn_input_grad(g, x2, mu, inv, gamma, dbeta, dgamma)
+            dx = ops.bn_input_grad(g, x2, mu, inv, gamma, dbeta, dgamma, gate)
         else:
+            if gate is not None:
+                g = g * ((x2 - mu) * gate[0] + gate[1] > 0)
             dx = g * (gamma * inv)
         return dx.reshape(dout.shape)
 

@@ -12,10 +12,10 @@ The functions below pick the implementation for the active device
 (``minifer.backend.DEVICE``); layers call only these.
 """
 from .. import backend
-from .reference import (out_size, window_taps,  # device-generic: the same on NumPy and CuPy
+from .reference import (bias_relu, out_size, window_taps,  # device-generic: the same on NumPy and CuPy
                         winograd_filter, winograd_filter_adjoint, winograd_grid)
 
-__all__ = ["out_size", "window_taps", "batch_chunks", "im2col", "col2im", "maxpool_forward", "maxpool_backward",
+__all__ = ["bias_relu", "out_size", "window_taps", "batch_chunks", "im2col", "col2im", "maxpool_forward", "maxpool_backward",
            "channel_sums", "affine", "bn_input_grad", "winograd_applies", "winograd_filter",
            "winograd_filter_adjoint", "winograd_grid", "winograd_tiles", "winograd_untile",
            "winograd_untile_adjoint"]
@@ -89,16 +89,17 @@ def maxpool_backward(dout, arg, x_shape, k, stride):
     return _impl().maxpool_backward(dout, arg, x_shape, k, stride)
 
 
-def channel_sums(a, b, mu, inv):
-    """a, b (m, C) -> (2, C) float64: sum(a) and sum(a * (b - mu) * inv) per column."""
-    return _impl().channel_sums(a, b, mu, inv)
+def channel_sums(a, b, mu, inv, relu=None):
+    """a, b (m, C) -> (2, C) float64: sum(a) and sum(a * (b - mu) * inv) per column; with
+    ``relu = (scale, shift)``, a counts only where ``(b - mu) * scale + shift > 0``."""
+    return _impl().channel_sums(a, b, mu, inv, relu)
 
 
-def affine(x, mu, scale, shift):
-    """x (m, C) -> (x - mu) * scale + shift, column-wise."""
-    return _impl().affine(x, mu, scale, shift)
+def affine(x, mu, scale, shift, relu=False):
+    """x (m, C) -> (x - mu) * scale + shift, column-wise (then max(., 0) if ``relu``)."""
+    return _impl().affine(x, mu, scale, shift, relu)
 
 
-def bn_input_grad(g, x, mu, inv, gamma, dbeta, dgamma):
-    """g, x (m, C) -> training-mode batch-norm dx (m, C)."""
-    return _impl().bn_input_grad(g, x, mu, inv, gamma, dbeta, dgamma)
+def bn_input_grad(g, x, mu, inv, gamma, dbeta, dgamma, relu=None):
+    """g, x (m, C) -> training-mode batch-norm dx (m, C); ``relu`` as in :func:`channel_sums`."""
+    return _impl().bn_input_grad(g, x, mu, inv, gamma, dbeta, dgamma, relu)

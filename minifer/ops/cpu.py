@@ -278,11 +278,12 @@ _CHUNKS = 16  # row blocks; each thread sums its blocks into its own partial sum
 
 
 @njit(parallel=True, cache=True)
-def _col_sums(a, b, mu, inv):
+def _col_sums(a, b, mu, inv, scale, shift, relu):
     """Per-column sum(a) and sum(a * (b - mu) * inv) with float64 partial sums.
 
     Forward statistics: a = b = x, mu = 0, inv = 1 -> sum(x), sum(x^2).
     Backward: a = dout, b = x -> dbeta = sum(dout), dgamma = sum(dout * xhat).
+    ``relu``: a counts only where (b - mu) * scale + shift > 0 (a ReLU fused after the batch-norm).
     """
     m, c = a.shape
     part = np.zeros((_CHUNKS, 2, c), dtype=np.float64)
@@ -291,48 +292,63 @@ def _col_sums(a, b, mu, inv):
         s2 = np.zeros(c, dtype=np.float64)
         for i in range(k * m // _CHUNKS, (k + 1) * m // _CHUNKS):
             for j in range(c):
-                s1[j] += a[i, j]
-                s2[j] += a[i, j] * ((b[i, j] - mu[j]) * inv[j])
+                d = b[i, j] - mu[j]
+                ai = a[i, j]
+                if relu and d * scale[j] + shift[j] <= 0:
+                    ai = 0
+                s1[j] += ai
+                s2[j] += ai * (d * inv[j])
         part[k, 0] = s1
         part[k, 1] = s2
     return part.sum(axis=0)
 
 
 @njit(parallel=True, cache=True)
-def _bn_apply(x, mu, scale, shift):
-    """out = (x - mu) * scale + shift, column-wise."""
+def _bn_apply(x, mu, scale, shift, relu):
+    """out = (x - mu) * scale + shift, column-wise; max(out, 0) if relu."""
     m, c = x.shape
     out = np.empty_like(x)
+    lo = np.float32(0) if relu else np.float32(-np.inf)
     for k in prange(_CHUNKS):
         for i in range(k * m // _CHUNKS, (k + 1) * m // _CHUNKS):
             for j in range(c):
-                out[i, j] = (x[i, j] - mu[j]) * scale[j] + shift[j]
+                out[i, j] = max((x[i, j] - mu[j]) * scale[j] + shift[j], lo)
     return out
 
 
 @njit(parallel=True, cache=True)
-def _bn_dx(g, x, mu, inv, gamma, dbeta, dgamma):
-    """dx = gamma * inv / m * (m * g - dbeta - xhat * dgamma), xhat = (x - mu) * inv."""
+def _bn_dx(g, x, mu, inv, gamma, dbeta, dgamma, scale, shift, relu):
+    """dx = gamma * inv / m * (m * g - dbeta - xhat * dgamma), xhat = (x - mu) * inv; with
+    ``relu``, g counts only where (x - mu) * scale + shift > 0."""
     m, c = g.shape
     dx = np.empty_like(g)
     for k in prange(_CHUNKS):
         for i in range(k * m // _CHUNKS, (k + 1) * m // _CHUNKS):
             for j in range(c):
-                xhat = (x[i, j] - mu[j]) * inv[j]
-                dx[i, j] = gamma[j] * inv[j] / m * (m * g[i, j] - dbeta[j] - xhat * dgamma[j])
+                d = x[i, j] - mu[j]
+                gi = g[i, j]
+                if relu and d * scale[j] + shift[j] <= 0:
+                    gi = 0
+                dx[i, j] = gamma[j] * inv[j] / m * (m * gi - dbeta[j] - d * inv[j] * dgamma[j])
     return dx
 
 
-def channel_sums(a, b, mu, inv):
-    """Per-column sum(a) and sum(a * (b - mu) * inv) -> (2, C) float64; a, b (m, C)."""
-    return _col_sums(np.ascontiguousarray(a), np.ascontiguousarray(b), mu, inv)
+def _gate(mu, relu):
+    """Numba's arguments for an optional fused ReLU gate: (scale, shift, on)."""
+    return (mu, mu, False) if relu is None else (relu[0], relu[1], True)
 
 
-def affine(x, mu, scale, shift):
-    """(x - mu) * scale + shift in one parallel pass; x (m, C)."""
-    return _bn_apply(np.ascontiguousarray(x), mu, scale, shift)
+def channel_sums(a, b, mu, inv, relu=None):
+    """Per-column sum(a) and sum(a * (b - mu) * inv) -> (2, C) float64; a, b (m, C), as the reference."""
+    return _col_sums(np.ascontiguousarray(a), np.ascontiguousarray(b), mu, inv, *_gate(mu, relu))
 
 
-def bn_input_grad(g, x, mu, inv, gamma, dbeta, dgamma):
-    """Training-mode batch-norm dx in one parallel pass; g, x (m, C)."""
-    return _bn_dx(np.ascontiguousarray(g), np.ascontiguousarray(x), mu, inv, gamma, dbeta, dgamma)
+def affine(x, mu, scale, shift, relu=False):
+    """(x - mu) * scale + shift (then max(., 0) if relu) in one parallel pass; x (m, C)."""
+    return _bn_apply(np.ascontiguousarray(x), mu, scale, shift, relu)
+
+
+def bn_input_grad(g, x, mu, inv, gamma, dbeta, dgamma, relu=None):
+    """Training-mode batch-norm dx in one parallel pass; g, x (m, C), as the reference."""
+    return _bn_dx(np.ascontiguousarray(g), np.ascontiguousarray(x), mu, inv, gamma, dbeta, dgamma,
+                  *_gate(mu, relu))

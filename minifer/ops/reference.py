@@ -202,24 +202,51 @@ def maxpool_backward(dout, arg, x_shape, k, s):
 
 
 # ---- batch-norm over the columns of a (m, C) matrix ----------------------------------
-def channel_sums(a, b, mu, inv):
+def _relu_gate(x, mu, relu):
+    """1 where the batch-norm output ``(x - mu) * scale + shift`` is > 0, for ``relu = (scale,
+    shift)``: where a ReLU fused after the batch-norm passes its gradient; None without one."""
+    if relu is None:
+        return None
+    scale, shift = relu
+    return ((x - mu) * scale + shift > 0).astype(x.dtype)
+
+
+def channel_sums(a, b, mu, inv, relu=None):
     """Per-column ``sum(a)`` and ``sum(a * (b - mu) * inv)`` -> (2, C), float64.
 
     Statistics: a = b = x, mu = 0, inv = 1 -> sum(x), sum(x^2).
     Gradients: a = dout, b = x -> dbeta = sum(dout), dgamma = sum(dout * xhat).
+    ``relu = (scale, shift)``: a ReLU follows the batch-norm ``(b - mu) * scale + shift``, and
+    ``a`` (its output's gradient) counts only where that is > 0.
     """
     xp = backend.get_array_module(a)
-    a64 = a.astype(xp.float64)
+    gate = _relu_gate(b, mu, relu)
+    a64 = (a if gate is None else a * gate).astype(xp.float64)
     return xp.stack([a64.sum(axis=0), (a64 * ((b - mu) * inv)).sum(axis=0)])
 
 
-def affine(x, mu, scale, shift):
-    """``(x - mu) * scale + shift``, column-wise: x (m, C) -> (m, C)."""
-    return (x - mu) * scale + shift
+def affine(x, mu, scale, shift, relu=False):
+    """``(x - mu) * scale + shift``, column-wise: x (m, C) -> (m, C); then ``max(., 0)`` if ``relu``."""
+    out = (x - mu) * scale + shift
+    return backend.get_array_module(x).maximum(out, 0, out=out) if relu else out
 
 
-def bn_input_grad(g, x, mu, inv, gamma, dbeta, dgamma):
-    """Training-mode dx = gamma * inv / m * (m * g - dbeta - xhat * dgamma), xhat = (x - mu) * inv."""
+def bn_input_grad(g, x, mu, inv, gamma, dbeta, dgamma, relu=None):
+    """Training-mode dx = gamma * inv / m * (m * g - dbeta - xhat * dgamma), xhat = (x - mu) * inv.
+
+    ``relu = (scale, shift)`` as in :func:`channel_sums`: g counts only where the ReLU passed."""
     m = g.shape[0]
+    gate = _relu_gate(x, mu, relu)
+    g = g if gate is None else g * gate
     xhat = (x - mu) * inv
     return (gamma * inv / m) * (m * g - dbeta - xhat * dgamma)
+
+
+def bias_relu(out, b=None, relu=False):
+    """A layer's epilogue, in place: ``out += b`` (b (F,) over the last axis), then ``max(out, 0)``
+    if ``relu``. Run on each chunk of a convolution right after its GEMM, while it is in the cache."""
+    if b is not None:
+        out += b
+    if relu:
+        backend.get_array_module(out).maximum(out, 0, out=out)
+    return out
