@@ -58,10 +58,10 @@ def print_split(split, batch):
     """The per-layer forward/backward table of :func:`minifer.timing.layer_split`."""
     total = sum(f + b for _, _, f, b in split)
     print(f"\nper-layer split of one training step (batch {batch}), ms:")
-    print(f"{'layer':<14}{'type':<14}{'forward':>9}{'backward':>10}{'share':>8}")
+    print(f"{'layer':<16}{'type':<18}{'forward':>9}{'backward':>10}{'share':>8}")
     for name, typ, f, b in split:
-        print(f"{name:<14}{typ:<14}{f * 1e3:>9.2f}{b * 1e3:>10.2f}{100 * (f + b) / total:>7.1f}%")
-    print(f"{'total':<28}{sum(f for _, _, f, _ in split) * 1e3:>9.1f}"
+        print(f"{name:<16}{typ:<18}{f * 1e3:>9.2f}{b * 1e3:>10.2f}{100 * (f + b) / total:>7.1f}%")
+    print(f"{'total':<34}{sum(f for _, _, f, _ in split) * 1e3:>9.1f}"
           f"{sum(b for _, _, _, b in split) * 1e3:>10.1f}")
 
 

@@ -72,7 +72,8 @@ def train_step_fn(model, batch):
 
 
 def layer_split(model, batch, repeat=3):
-    """Median forward and backward time of each layer in one training step.
+    """Median forward and backward time of each layer in one training step, a ReLU fused
+    into the layer before it as ``model.forward`` runs it (shown as ``name+relu``).
 
     Returns ``[(name, type name, forward seconds, backward seconds)]`` in layer order.
     """
@@ -80,23 +81,24 @@ def layer_split(model, batch, repeat=3):
     x, y = _random_batch(model, batch)
     loss = SoftmaxCrossEntropy()
     model.train()
-    fwd = {l.name: [] for l in model.layers}
-    bwd = {l.name: [] for l in model.layers}
+    steps = [(model.layers[i], relu) for i, relu in model._steps()]
+    fwd, bwd = [[] for _ in steps], [[] for _ in steps]
     for _ in range(repeat + 1):
         z = x
-        for l in model.layers:
+        for k, (l, relu) in enumerate(steps):
             t = time.perf_counter()
-            z = l.forward(z)
-            fwd[l.name].append(time.perf_counter() - t)
+            z = l.forward(z, relu=True) if relu else l.forward(z)
+            fwd[k].append(time.perf_counter() - t)
         loss(z, y)
         d = loss.backward()
-        for i, l in reversed(list(enumerate(model.layers))):
-            l.need_input_grad = i > 0
+        for k in reversed(range(len(steps))):
+            l = steps[k][0]
+            l.need_input_grad = k > 0
             t = time.perf_counter()
             d = l.backward(d)
-            bwd[l.name].append(time.perf_counter() - t)
-    return [(l.name, type(l).__name__, statistics.median(fwd[l.name][1:]), statistics.median(bwd[l.name][1:]))
-            for l in model.layers]
+            bwd[k].append(time.perf_counter() - t)
+    return [(l.name + ("+relu" if relu else ""), type(l).__name__ + ("+ReLU" if relu else ""),
+             statistics.median(f[1:]), statistics.median(b[1:])) for (l, relu), f, b in zip(steps, fwd, bwd)]
 
 
 def throughput(model, train_batch=64, infer_batch=256, repeat=5):

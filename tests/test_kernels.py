@@ -71,6 +71,13 @@ def test_winograd_tiles_numba_match_reference(shape, pad):
     out_shape = (shape[0], oh, ow, 5)
     np.testing.assert_allclose(cpu.winograd_untile(m, out_shape), ref.winograd_untile(m, out_shape),
                                rtol=1e-5, atol=1e-5)
+    b = rng.standard_normal(5).astype(np.float32)                     # the fused epilogue, into out
+    out = np.full((shape[0] + 1, oh, ow, 5), np.nan, np.float32)
+    cpu.winograd_untile(m, out_shape, out[1:], b, True)
+    expect = ref.winograd_untile(m, out_shape, b=b, relu=True)
+    np.testing.assert_allclose(out[1:], expect, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(expect, np.maximum(ref.winograd_untile(m, out_shape) + b, 0), rtol=1e-6, atol=1e-6)
+    assert np.isnan(out[0]).all()
     dy = rng.standard_normal(out_shape).astype(np.float32)
     np.testing.assert_allclose(cpu.winograd_untile_adjoint(dy), ref.winograd_untile_adjoint(dy),
                                rtol=1e-6, atol=1e-6)

@@ -25,7 +25,7 @@ As with im2col, the batch runs in cache-sized chunks of images (of their own siz
 ``_chunks``) and the backward pass recomputes each chunk's tiles.
 """
 from .. import backend, ops
-from ..ops import (batch_chunks, bias_relu, winograd_filter, winograd_filter_adjoint, winograd_grid, winograd_tiles,
+from ..ops import (batch_chunks, winograd_filter, winograd_filter_adjoint, winograd_grid, winograd_tiles,
                    winograd_untile, winograd_untile_adjoint)
 
 
@@ -44,8 +44,7 @@ def conv3x3(x, u, pad, out, b=None, relu=False):
     """out (N,OH,OW,F) <- the convolution of x (N,H,W,C) with transformed filters u (16,C,F),
     plus the bias b (F,) and then a ReLU if given, applied to each chunk while it is in the cache."""
     for s in _chunks(x, pad):
-        out[s] = winograd_untile(backend.xp.matmul(winograd_tiles(x[s], pad), u), out[s].shape)
-        bias_relu(out[s], b, relu)
+        winograd_untile(backend.xp.matmul(winograd_tiles(x[s], pad), u), out[s].shape, out[s], b, relu)
     return out
 
 

@@ -69,9 +69,10 @@ def winograd_tiles(x, pad=1):
     return _impl().winograd_tiles(x, pad)
 
 
-def winograd_untile(m, out_shape):
-    """M (16, N*TH*TW, F) -> out (N, OH, OW, F): ``A^T m A`` of every tile."""
-    return _impl().winograd_untile(m, out_shape)
+def winograd_untile(m, out_shape, out=None, b=None, relu=False):
+    """M (16, N*TH*TW, F) -> out (N, OH, OW, F): ``A^T m A`` of every tile, plus the bias b (F,)
+    and then ``max(., 0)`` if given; written into ``out`` (C-contiguous) if given."""
+    return _impl().winograd_untile(m, out_shape, out, b, relu)
 
 
 def winograd_untile_adjoint(dout):

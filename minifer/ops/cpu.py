@@ -135,12 +135,14 @@ def _wino_tiles_py(x, pad, th, tw):
     return v
 
 
-def _wino_untile_py(m, n, oh, ow, th, tw):
-    f = m.shape[2]
-    out = np.empty((n, oh, ow, f), dtype=m.dtype)
+def _wino_untile_py(m, out, b, relu):
+    """Writes into out (N, OH, OW, F), adding b (F,) and clamping at 0 if relu as it goes."""
+    n, oh, ow, f = out.shape
+    th, tw = (oh + 1) // 2, (ow + 1) // 2
+    lo = np.float32(0) if relu else np.float32(-np.inf)
     for r in prange(n * th):
-        b = r // th
-        ty = r - b * th
+        b_ = r // th
+        ty = r - b_ * th
         e = np.empty((2, 4, f), dtype=m.dtype)            # A^T m
         for tx in range(tw):
             t = r * tw + tx
@@ -148,15 +150,15 @@ def _wino_untile_py(m, n, oh, ow, th, tw):
                 for ch in range(f):
                     e[0, j, ch] = m[j, t, ch] + m[4 + j, t, ch] + m[8 + j, t, ch]
                     e[1, j, ch] = m[4 + j, t, ch] - m[8 + j, t, ch] - m[12 + j, t, ch]
-            for i in range(2):                            # out = e A, where the tile is inside
+            for i in range(2):                            # out = e A + b, where the tile is inside
                 hi = 2 * ty + i
                 if hi >= oh:
                     continue
                 for ch in range(f):
-                    out[b, hi, 2 * tx, ch] = e[i, 0, ch] + e[i, 1, ch] + e[i, 2, ch]
+                    out[b_, hi, 2 * tx, ch] = max(e[i, 0, ch] + e[i, 1, ch] + e[i, 2, ch] + b[ch], lo)
                 if 2 * tx + 1 < ow:
                     for ch in range(f):
-                        out[b, hi, 2 * tx + 1, ch] = e[i, 1, ch] - e[i, 2, ch] - e[i, 3, ch]
+                        out[b_, hi, 2 * tx + 1, ch] = max(e[i, 1, ch] - e[i, 2, ch] - e[i, 3, ch] + b[ch], lo)
     return out
 
 
@@ -205,11 +207,14 @@ def winograd_tiles(x, pad=1):
     return kernel(np.ascontiguousarray(x), pad, th, tw)
 
 
-def winograd_untile(m, out_shape):
-    """M (16, N*TH*TW, F) -> out (N, OH, OW, F), as the reference."""
-    n, oh, ow, _ = out_shape
+def winograd_untile(m, out_shape, out=None, b=None, relu=False):
+    """M (16, N*TH*TW, F) -> out (N, OH, OW, F) (+ b, then ReLU if given; into ``out`` if given),
+    as the reference."""
+    if out is None:
+        out = np.empty(out_shape, m.dtype)
+    b = np.zeros(out_shape[-1], m.dtype) if b is None else b
     kernel = _wino_untile_ser if m.size <= SERIAL_MAX else _wino_untile_par
-    return kernel(np.ascontiguousarray(m), n, oh, ow, (oh + 1) // 2, (ow + 1) // 2)
+    return kernel(np.ascontiguousarray(m), out, b, relu)
 
 
 def winograd_untile_adjoint(dout):

@@ -141,14 +141,19 @@ def winograd_tiles(x, pad=1):
     return v.reshape(16, n * th * tw, c)
 
 
-def winograd_untile(m, out_shape):
-    """M (16, N*TH*TW, F) -> out ``out_shape`` (N, OH, OW, F): ``A^T m A`` of every tile."""
+def winograd_untile(m, out_shape, out=None, b=None, relu=False):
+    """M (16, N*TH*TW, F) -> out ``out_shape`` (N, OH, OW, F): ``A^T m A`` of every tile, plus
+    the bias b (F,) and then ``max(., 0)`` if given (:func:`bias_relu`); written into ``out`` if given."""
     xp = backend.get_array_module(m)
     n, oh, ow, f = out_shape
     th, tw = (oh + 1) // 2, (ow + 1) // 2
     at = xp.asarray(WINO_AT, dtype=m.dtype)
     y = xp.einsum("ia,abntwf,jb->ntiwjf", at, m.reshape(4, 4, n, th, tw, f), at)   # (N, TH, 2, TW, 2, F)
-    return xp.ascontiguousarray(y.reshape(n, 2 * th, 2 * tw, f)[:, :oh, :ow])
+    y = bias_relu(xp.ascontiguousarray(y.reshape(n, 2 * th, 2 * tw, f)[:, :oh, :ow]), b, relu)
+    if out is None:
+        return y
+    out[...] = y
+    return out
 
 
 def winograd_untile_adjoint(dout):
