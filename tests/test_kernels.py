@@ -63,7 +63,8 @@ WINO_SHAPES = [((2, 6, 6, 3), 1), ((1, 7, 5, 2), 1), ((2, 8, 9, 3), 0), ((1, 5, 
 
 @pytest.mark.parametrize("shape,pad", WINO_SHAPES)
 def test_winograd_tiles_numba_match_reference(shape, pad):
-    """Tiles, untiling and its adjoint: the same values on both paths, odd sizes and pads 0-2."""
+    """Tiles, untiling (with its fused epilogue) and both adjoints: the same values on both paths,
+    odd sizes and pads 0-2."""
     x = rng.standard_normal(shape).astype(np.float32)
     np.testing.assert_allclose(cpu.winograd_tiles(x, pad), ref.winograd_tiles(x, pad), rtol=1e-6, atol=1e-6)
     oh, ow, th, tw = ref.winograd_grid(shape[1], shape[2], pad)
@@ -81,16 +82,25 @@ def test_winograd_tiles_numba_match_reference(shape, pad):
     dy = rng.standard_normal(out_shape).astype(np.float32)
     np.testing.assert_allclose(cpu.winograd_untile_adjoint(dy), ref.winograd_untile_adjoint(dy),
                                rtol=1e-6, atol=1e-6)
+    dv = rng.standard_normal((16, shape[0] * th * tw, shape[3])).astype(np.float32)
+    dx = np.full(shape, np.nan, np.float32)                              # every pixel is written
+    cpu.winograd_tiles_adjoint(dv, shape, pad, dx)
+    np.testing.assert_allclose(dx, ref.winograd_tiles_adjoint(dv, shape, pad), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("shape,pad", WINO_SHAPES)
 def test_winograd_adjoints(shape, pad):
-    """<untile(M), dY> == <M, untile_adjoint(dY)> and <filter(w), dU> == <w, filter_adjoint(dU)>."""
+    """<untile(M), dY> == <M, untile_adjoint(dY)>, <tiles(x), dV> == <x, tiles_adjoint(dV)> and
+    <filter(w), dU> == <w, filter_adjoint(dU)>."""
     oh, ow, th, tw = ref.winograd_grid(shape[1], shape[2], pad)
     m = rng.standard_normal((16, shape[0] * th * tw, 3))
     dy = rng.standard_normal((shape[0], oh, ow, 3))
     assert (cpu.winograd_untile(m, dy.shape) * dy).sum() == pytest.approx(
         (m * cpu.winograd_untile_adjoint(dy)).sum(), rel=1e-10)
+    x, dv = rng.standard_normal(shape), rng.standard_normal((16, shape[0] * th * tw, shape[3]))
+    for impl in (cpu, ref):
+        assert (impl.winograd_tiles(x, pad) * dv).sum() == pytest.approx(
+            (x * impl.winograd_tiles_adjoint(dv, shape, pad)).sum(), rel=1e-10)
     w, du = rng.standard_normal((3, 3, 2, 3)), rng.standard_normal((16, 2, 3))
     assert (ref.winograd_filter(w) * du).sum() == pytest.approx((w * ref.winograd_filter_adjoint(du)).sum(), rel=1e-10)
 

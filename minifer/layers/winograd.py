@@ -15,18 +15,19 @@ elementwise products are 16 matrix multiplies (the transforms are in
     M = V @ U                (16, T, F)   8/18 of im2col's FLOPs
     out = untile(M)          (N, OH, OW, F)
 
-Backward, with ``dM = untile_adjoint(dout)`` (``A dY A^T`` per tile)::
+Backward: each step's adjoint, in reverse order::
 
-    dU = V^T @ dM            (16, C, F),  dW = G^T dU G  (winograd_filter_adjoint)
-    dx = the same forward pass on dout with the filters turned 180 degrees and
-         C, F swapped, padding 2 - P   (a stride-1 convolution's input gradient)
+    dM = untile_adjoint(dout)  (16, T, F)   A dY A^T of every 2x2 output tile
+    dU = V^T @ dM              (16, C, F),  dW = G^T dU G  (winograd_filter_adjoint)
+    dV = dM @ U^T              (16, T, C)
+    dx = tiles_adjoint(dV)     (N, H, W, C)  B dV B^T of every tile, added back where it was read
 
 As with im2col, the batch runs in cache-sized chunks of images (of their own size:
 ``_chunks``) and the backward pass recomputes each chunk's tiles.
 """
 from .. import backend, ops
 from ..ops import (batch_chunks, winograd_filter, winograd_filter_adjoint, winograd_grid, winograd_tiles,
-                   winograd_untile, winograd_untile_adjoint)
+                   winograd_tiles_adjoint, winograd_untile, winograd_untile_adjoint)
 
 
 def _chunks(x, pad):
@@ -53,10 +54,11 @@ def backward(dout, x, w, pad, need_dx=True):
     xp = backend.xp
     du = xp.zeros((16, w.shape[2], w.shape[3]), w.dtype)                      # (16, C, F)
     dx = xp.empty(x.shape, dout.dtype) if need_dx else None
-    u_flip = winograd_filter(xp.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2)))   # (16, F, C)
+    ut = xp.ascontiguousarray(winograd_filter(w).transpose(0, 2, 1))          # U^T (16, F, C)
     for s in _chunks(x, pad):
         v = winograd_tiles(x[s], pad)                                           # (16, t, C), recomputed
-        du += xp.matmul(v.transpose(0, 2, 1), winograd_untile_adjoint(dout[s]))  # (16, C, t) @ (16, t, F)
+        dm = winograd_untile_adjoint(dout[s])                                   # (16, t, F)
+        du += xp.matmul(v.transpose(0, 2, 1), dm)                               # (16, C, t) @ (16, t, F)
         if need_dx:
-            conv3x3(dout[s], u_flip, 2 - pad, dx[s])
+            winograd_tiles_adjoint(xp.matmul(dm, ut), x[s].shape, pad, dx[s])   # dV = dM U^T (16, t, C)
     return dx, winograd_filter_adjoint(du)

@@ -17,7 +17,7 @@ from .reference import (bias_relu, out_size, window_taps,  # device-generic: the
 
 __all__ = ["bias_relu", "out_size", "window_taps", "batch_chunks", "im2col", "col2im", "maxpool_forward", "maxpool_backward",
            "channel_sums", "affine", "bn_input_grad", "winograd_applies", "winograd_filter",
-           "winograd_filter_adjoint", "winograd_grid", "winograd_tiles", "winograd_untile",
+           "winograd_filter_adjoint", "winograd_grid", "winograd_tiles", "winograd_tiles_adjoint", "winograd_untile",
            "winograd_untile_adjoint"]
 
 CHUNK_BYTES = 3 << 20            # im2col columns per chunk of images on the CPU
@@ -67,6 +67,12 @@ def col2im(cols, x_shape, kh, kw, stride=1, pad=0):
 def winograd_tiles(x, pad=1):
     """x (N,H,W,C) -> V (16, N*TH*TW, C): ``B^T d B`` of every 4x4 input tile."""
     return _impl().winograd_tiles(x, pad)
+
+
+def winograd_tiles_adjoint(dv, x_shape, pad=1, out=None):
+    """dV (16, N*TH*TW, C) -> dx ``x_shape`` (N,H,W,C): the backward pass of :func:`winograd_tiles`
+    (each tile's ``B dV B^T`` added back onto the pixels it was read from); into ``out`` if given."""
+    return _impl().winograd_tiles_adjoint(dv, x_shape, pad, out)
 
 
 def winograd_untile(m, out_shape, out=None, b=None, relu=False):

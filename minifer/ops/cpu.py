@@ -195,6 +195,52 @@ def _wino_untile_adjoint_py(dy, th, tw):
     return dm
 
 
+@njit(parallel=True, cache=True)
+def _wino_tiles_adjoint(dv, dx, pad, th, tw):
+    """dx = the sum of every tile's B dV B^T at the pixels it was read from. Tile rows
+    ty and ty + 2 share no input rows, so each pass (even rows, then odd) is parallel over
+    (image, tile row) without two threads adding to one pixel."""
+    n, h, w, c = dx.shape
+    for parity in range(2):
+        rows = (th - parity + 1) // 2                     # tile rows ty = parity, parity + 2, ...
+        for r in prange(n * rows):
+            b = r // rows
+            ty = parity + 2 * (r - b * rows)
+            if parity == 0:                               # zero the rows this pass covers first:
+                lo = max(2 * ty - pad, 0)                 # the even tile rows cover every row
+                hi = h if ty + 2 >= th else min(2 * ty - pad + 4, h)
+                dx[b, lo:hi] = 0
+            e = np.empty((4, 4, c), dtype=dv.dtype)       # dV B^T, row by row
+            for tx in range(tw):
+                t = (b * th + ty) * tw + tx
+                for a in range(4):
+                    for ch in range(c):
+                        v0, v1 = dv[4 * a, t, ch], dv[4 * a + 1, t, ch]
+                        v2, v3 = dv[4 * a + 2, t, ch], dv[4 * a + 3, t, ch]
+                        e[a, 0, ch] = v0
+                        e[a, 1, ch] = v1 - v2 + v3
+                        e[a, 2, ch] = v1 + v2 - v0
+                        e[a, 3, ch] = -v3
+                for j in range(4):                        # B e, column by column, added in place
+                    wi = 2 * tx - pad + j
+                    if wi < 0 or wi >= w:
+                        continue
+                    hi = 2 * ty - pad
+                    if 0 <= hi < h:
+                        for ch in range(c):
+                            dx[b, hi, wi, ch] += e[0, j, ch]
+                    if 0 <= hi + 1 < h:
+                        for ch in range(c):
+                            dx[b, hi + 1, wi, ch] += e[1, j, ch] - e[2, j, ch] + e[3, j, ch]
+                    if 0 <= hi + 2 < h:
+                        for ch in range(c):
+                            dx[b, hi + 2, wi, ch] += e[1, j, ch] + e[2, j, ch] - e[0, j, ch]
+                    if 0 <= hi + 3 < h:
+                        for ch in range(c):
+                            dx[b, hi + 3, wi, ch] -= e[3, j, ch]
+    return dx
+
+
 _wino_tiles_par, _wino_tiles_ser = _builds(_wino_tiles_py)
 _wino_untile_par, _wino_untile_ser = _builds(_wino_untile_py)
 _wino_untile_adjoint = njit(parallel=True, cache=True)(_wino_untile_adjoint_py)
@@ -215,6 +261,13 @@ def winograd_untile(m, out_shape, out=None, b=None, relu=False):
     b = np.zeros(out_shape[-1], m.dtype) if b is None else b
     kernel = _wino_untile_ser if m.size <= SERIAL_MAX else _wino_untile_par
     return kernel(np.ascontiguousarray(m), out, b, relu)
+
+
+def winograd_tiles_adjoint(dv, x_shape, pad=1, out=None):
+    """dV (16, N*TH*TW, C) -> dx (N,H,W,C) (into ``out`` if given), as the reference."""
+    _, _, th, tw = winograd_grid(x_shape[1], x_shape[2], pad)
+    out = np.empty(x_shape, dv.dtype) if out is None else out
+    return _wino_tiles_adjoint(np.ascontiguousarray(dv), out, pad, th, tw)
 
 
 def winograd_untile_adjoint(dout):

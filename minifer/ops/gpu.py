@@ -10,7 +10,8 @@ use im2col on the GPU: :func:`minifer.ops.winograd_applies`).
 import cupy as cp
 
 from .reference import (affine, bn_input_grad, channel_sums, maxpool_backward, maxpool_forward,  # noqa: F401
-                        out_size, winograd_tiles, winograd_untile, winograd_untile_adjoint)
+                        out_size, winograd_tiles, winograd_tiles_adjoint, winograd_untile,
+                        winograd_untile_adjoint)
 
 _im2col = cp.ElementwiseKernel(
     "raw T x, int32 h, int32 w, int32 c, int32 kh, int32 kw, int32 s, int32 p, int32 oh, int32 ow",

@@ -42,8 +42,10 @@ input channels, the 16 elementwise products become 16 GEMMs::
     M  = V @ U               (16, T, F)   16 GEMMs, 8/18 of im2col's FLOPs
     out = winograd_untile(M) (N, OH, OW, F)   A^T m A of every tile
 
-``winograd_untile_adjoint`` (``A dY A^T``) is the backward pass of the last
-step, used for the weight gradient. Tiles are ordered (n, ty, tx); tile
+``winograd_untile_adjoint`` (``A dY A^T``) and ``winograd_tiles_adjoint``
+(``B dV B^T``, added back onto the input) are the backward passes of the last
+and the first step: ``dM = untile_adjoint(dY)``, ``dU = V^T dM``,
+``dx = tiles_adjoint(dM U^T)``. Tiles are ordered (n, ty, tx); tile
 (ty, tx) reads input rows ``2ty - P .. 2ty - P + 3`` and columns likewise
 (0 outside), and writes output rows ``2ty, 2ty + 1`` where they exist.
 
@@ -139,6 +141,26 @@ def winograd_tiles(x, pad=1):
     bt = xp.asarray(WINO_BT, dtype=x.dtype)
     v = xp.einsum("ai,ijntwc,bj->abntwc", bt, d, bt)
     return v.reshape(16, n * th * tw, c)
+
+
+def winograd_tiles_adjoint(dv, x_shape, pad=1, out=None):
+    """dV (16, N*TH*TW, C) -> dx ``x_shape`` (N,H,W,C): the backward pass of :func:`winograd_tiles`.
+    Every tile's ``B dV B^T`` (4x4) is added back onto the input pixels it was read from (tiles
+    overlap, so they sum; the padding drops out). Written into ``out`` if given."""
+    xp = backend.get_array_module(dv)
+    n, h, w, c = x_shape
+    _, _, th, tw = winograd_grid(h, w, pad)
+    bt = xp.asarray(WINO_BT, dtype=dv.dtype)
+    d = xp.einsum("ai,abntwc,bj->ijntwc", bt, dv.reshape(4, 4, n, th, tw, c), bt)   # (4, 4, N, TH, TW, C)
+    xpad = xp.zeros((n, 2 * th + 2, 2 * tw + 2, c), dv.dtype)
+    for i in range(4):
+        for j in range(4):
+            xpad[:, i:i + 2 * th:2, j:j + 2 * tw:2] += d[i, j]
+    dx = xp.zeros(x_shape, dv.dtype) if out is None else out
+    dx[...] = 0
+    rows, cols = min(h, 2 * th + 2 - pad), min(w, 2 * tw + 2 - pad)
+    dx[:, :rows, :cols] = xpad[:, pad:pad + rows, pad:pad + cols]
+    return dx
 
 
 def winograd_untile(m, out_shape, out=None, b=None, relu=False):
