@@ -15,8 +15,8 @@ from .. import backend
 from .reference import (bias_relu, out_size, window_taps,  # device-generic: the same on NumPy and CuPy
                         winograd_filter, winograd_filter_adjoint, winograd_grid)
 
-__all__ = ["bias_relu", "out_size", "window_taps", "batch_chunks", "im2col", "col2im", "maxpool_forward", "maxpool_backward",
-           "channel_sums", "affine", "bn_input_grad", "winograd_applies", "winograd_filter",
+__all__ = ["bias_relu", "out_size", "window_taps", "batch_chunks", "im2col", "col2im", "maxpool_forward",
+           "maxpool_backward", "channel_sums", "affine", "bn_input_grad", "winograd_applies", "winograd_filter",
            "winograd_filter_adjoint", "winograd_grid", "winograd_tiles", "winograd_tiles_adjoint", "winograd_untile",
            "winograd_untile_adjoint"]
 
