@@ -60,6 +60,18 @@ def train_command(args):
         f"--{k.replace('_', '-')} {args[k]}" for k in keys if args.get(k) not in (None, ""))
 
 
+def average_networks(models, data_path):
+    """The weight average of ``models`` (:func:`minifer.averaging.average_weights`), its batch-norm
+    statistics measured again over the whole training split, each face's central crop of the
+    network's input size (:func:`minifer.averaging.update_bn`, batches of 256 in order, no
+    augmentation) -> (model, number of images)."""
+    x_tr, _ = data.load_fer(data_path, "train")
+    model = average_weights(models)
+    update_bn(model, (tta_views(model_input(x_tr[i:i + 256], model.meta), "none", size=input_side(model.meta))[0]
+                      for i in range(0, len(x_tr), 256)))
+    return model, int(len(x_tr))
+
+
 def evaluate_file(path, data_path, limit, json_out):
     """Evaluate the weights file ``path`` as shipped on the validation split with every TTA mode,
     print a line per mode and the per-class table, write the reports to ``json_out`` -> them."""
@@ -110,13 +122,9 @@ def main():
     training = dict(model.meta["training"], command=" && ".join(cmds), history=hist,
                     train_wall_s=round(sum(h["epoch_s"] for h in hist)))
     if partners:
-        x_tr, _ = data.load_fer(a.data, "train")
-        model = average_weights([model] + partners)
-        update_bn(model, (tta_views(model_input(x_tr[i:i + 256], model.meta), "none", size=input_side(model.meta))[0]
-                           for i in range(0, len(x_tr), 256)))   # the central crop of a crop-trained net
-        training["averaged"] = {"members": [str(run / "best.npz")] + list(a.average_with),
-                                "bn_images": int(len(x_tr))}
-        print(f"weight average of {len(partners) + 1} networks, batch-norm statistics from {len(x_tr)} images")
+        model, n_bn = average_networks([model] + partners, a.data)
+        training["averaged"] = {"members": [str(run / "best.npz")] + list(a.average_with), "bn_images": n_bn}
+        print(f"weight average of {len(partners) + 1} networks, batch-norm statistics from {n_bn} images")
     model.meta["training"] = training
     model.save(a.out, dtype=np.float16)
     results = evaluate_file(a.out, a.data, a.limit, ROOT / "weights" / "eval.json")

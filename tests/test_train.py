@@ -162,3 +162,24 @@ def test_random_crop_training_and_its_views(fer_npz, tmp_path):
     probs = list(json.loads(r.stdout)[0]["faces"][0]["probabilities"].values())
     np.testing.assert_allclose(probs, plain[0], atol=2e-6)
     assert run(fer_npz, tmp_path / "bad", "--epochs", "1", "--crop", "60") == 2
+
+
+def test_average_run_script(fer_npz, tmp_path):
+    """scripts/average_run.py: the last K kept epochs averaged, batch-norm measured again, saved
+    with what it averaged, and evaluated in every TTA mode; asking for more epochs than were kept
+    is a one-line error."""
+    assert run(fer_npz, tmp_path, "--epochs", "3", "--keep-epochs", "2") == 0
+    cmd = [sys.executable, str(ROOT / "scripts" / "average_run.py"), str(tmp_path), "--data", str(fer_npz)]
+    r = subprocess.run(cmd + ["--last", "2"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    m = load_model(tmp_path / "swa_2.npz")
+    assert m.meta["training"]["averaged"]["members"] == ["epoch_002.npz", "epoch_003.npz"]
+    assert m.meta["training"]["command"].startswith("python -m minifer.train --data ")
+    a, b = load_model(tmp_path / "epoch_002.npz"), load_model(tmp_path / "epoch_003.npz")
+    w = [l for l in m.layers if "W" in l.params][0].name
+    np.testing.assert_allclose(m.state_dict()[f"{w}/W"], (a.state_dict()[f"{w}/W"] + b.state_dict()[f"{w}/W"]) / 2,
+                               rtol=1e-5, atol=1e-6)
+    report = json.loads((tmp_path / "swa_2_eval.json").read_text())
+    assert set(report) == {"none", "flip", "tencrop"} and "tta=none" in r.stdout
+    r = subprocess.run(cmd + ["--last", "5"], capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and r.stderr.strip().count("\n") == 0 and "keeps 2 epoch files" in r.stderr
