@@ -82,8 +82,8 @@ class BatchNorm(Layer):
         if batch_stats:
             dx = ops.bn_input_grad(g, x2, mu, inv, gamma, dbeta, dgamma, gate)
         else:
-            if gate is not None:
-                g = g * ((x2 - mu) * gate[0] + gate[1] > 0)
+            if gate is not None:                      # the forward's own pass gives the mask
+                g = g * (ops.affine(x2, mu, gate[0], gate[1]) > 0)
             dx = g * (gamma * inv)
         return dx.reshape(dout.shape)
 
