@@ -12,17 +12,20 @@ work; they call ``backend.xp`` so the same code runs on both::
 
 Importing minifer never imports CuPy unless the GPU is asked for, and never
 changes the process: thread and allocator policy is set only by
-:func:`set_cpu_policy` and :func:`set_blas_threads`, which the command lines
-call at start-up and a Python user may call.
+:func:`set_cpu_policy` (or :func:`set_blas_threads` and :func:`set_workers`), which the
+command lines call at start-up and a Python user may call.
 """
 import os
 import sys
+import threading
 
 import numpy as np
 
 xp = np            # the active array module
 DEVICE = "cpu"     # "cpu" or "gpu"
 DTYPE = np.float32  # the framework's compute dtype
+_workers = None     # minifer's CPU worker threads (a ThreadPoolExecutor), started by set_workers
+_in_worker = threading.local()   # .on: this thread is one of them
 
 
 class DeviceError(RuntimeError):
@@ -95,19 +98,37 @@ def openblas_function(name):
     return None
 
 
+_blas_calls = {}             # OpenBLAS's ctypes functions, looked up once
+_blas_count = [None, None]   # [OpenBLAS's threads as last set here, the count for the calling thread's work]
+
+
+def _blas(name):
+    if name not in _blas_calls:
+        _blas_calls[name] = openblas_function(name)
+    return _blas_calls[name]
+
+
+def _blas_threads(n):
+    """OpenBLAS on ``n`` threads (a ctypes call only when that changes the count)."""
+    if n is not None and _blas_count[0] != n and _blas("set_num_threads") is not None:
+        _blas("set_num_threads")(n)
+        _blas_count[0] = n
+
+
 def set_blas_threads(n):
     """Limit NumPy's OpenBLAS to ``n`` threads -> True if it could be done.
 
     For small GEMMs next to other thread pools (OpenCV's face detector in
     ``minifer.predict``): OpenBLAS's idle threads spin-wait and take the cores
     the detector needs. Measured on 2 cores, one 640x480 frame (detect at 320 px
-    + one face): 34.7 ms with 2 BLAS threads, 22.6 ms with 1.
+    + one face): 34.7 ms with 2 BLAS threads, 22.6 ms with 1. The count holds for
+    the work of the calling thread; minifer's workers run on one BLAS thread each
+    (:func:`map_chunks`).
     """
-    import ctypes
-    fn = openblas_function("set_num_threads")
-    if fn is None:
+    if _blas("set_num_threads") is None:
         return False
-    fn(ctypes.c_int(int(n)))
+    _blas_count[1] = int(n)
+    _blas_threads(int(n))
     return True
 
 
@@ -133,6 +154,54 @@ def keep_freed_memory():
     return True
 
 
+def set_workers(n):
+    """Run the chunks of each convolution on ``n`` worker threads of minifer's own (``n <= 1``:
+    in the calling thread, as before) -> n.
+
+    Each worker runs whole chunks (tiles, GEMM, untile) with the serial kernel builds and one
+    OpenBLAS thread, so these ``n`` threads are the only ones competing for the cores. Without
+    them, NumPy's OpenBLAS and Numba's OpenMP each keep a pool of threads, the convolution
+    alternates between the two 20 times per layer, and a pool's threads spin for a while after
+    each call, taking the cores the other pool needs next. Measured on the 2-core CPU (forward +
+    backward of the 48x48x32 Winograd convolution at batch 64, two fresh processes each, nothing
+    else running): 34 + 64 and 34 + 79 ms with the two pools, 20 + 33 and 19 + 33 ms on workers.
+    """
+    global _workers
+    from concurrent.futures import ThreadPoolExecutor
+    if _blas_count[1] is None and _blas("get_num_threads") is not None:
+        _blas_count[:] = [_blas("get_num_threads")()] * 2
+    if _workers is not None:
+        _workers.shutdown()
+    n = max(1, int(n))
+    _workers = None if n == 1 else ThreadPoolExecutor(n, "minifer", initializer=setattr,
+                                                      initargs=(_in_worker, "on", True))
+    return n
+
+
+def in_worker():
+    """Whether this thread is one of minifer's workers (its kernels then run their serial builds)."""
+    return getattr(_in_worker, "on", False)
+
+
+def map_chunks(fn, slices):
+    """``[fn(s) for s in slices]``, on the worker threads if :func:`set_workers` started them.
+
+    The workers run OpenBLAS on one thread each. A single chunk (one face) runs in the calling
+    thread with OpenBLAS on its own count (:func:`set_blas_threads`; all cores by default):
+    minivgg's batch-1 latency was 1.6-2.1 ms so against 2.5-3.0 ms on one BLAS thread (2 cores,
+    alternating fresh processes). The count stays as the last call
+    left it, so a training step's dense layers run on one BLAS thread as well, and no idle BLAS
+    thread spins beside the workers.
+    """
+    if _workers is None:
+        return [fn(s) for s in slices]
+    if len(slices) < 2:
+        _blas_threads(_blas_count[1])
+        return [fn(s) for s in slices]
+    _blas_threads(1)
+    return list(_workers.map(fn, slices))
+
+
 def set_cpu_policy():
     """The process-wide settings minifer's CPU speed figures are measured with.
 
@@ -143,13 +212,14 @@ def set_cpu_policy():
       passive. It takes effect only if called before the first parallel kernel
       runs (OpenMP reads it once, when it starts).
     * glibc keeps freed memory (:func:`keep_freed_memory`).
-
-    OpenBLAS's thread count is a separate choice (:func:`set_blas_threads`).
+    * One minifer worker thread per core (:func:`set_workers`): each convolution's chunks of
+      images run side by side on them.
 
     The command lines call it first thing in ``main()``; library code never does.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     keep_freed_memory()
+    set_workers(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
 
 
 if os.environ.get("MINIFER_DEVICE", "cpu").lower() not in ("", "cpu"):

@@ -79,12 +79,13 @@ def main(argv=None):
     p.add_argument("--one-round", action="store_true", help=argparse.SUPPRESS)  # a child's round
     add_version_option(p)
     args = p.parse_args(argv)
-    backend.set_cpu_policy()
     if args.one_round:   # print this process's figures as JSON, for the parent
+        backend.set_cpu_policy()
         print(json.dumps(timing.throughput(zoo.minivgg(), args.train_batch, args.infer_batch, args.repeat)))
         return 0
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    gf = timing.matmul_gflops()
+    gf = timing.matmul_gflops()     # OpenBLAS on all its threads: before the policy makes it one
+    backend.set_cpu_policy()        # the per-layer split below runs as the children do
     print(f"machine: {threads} threads, float32 matmul {gf:.0f} GFLOP/s (2048^3)")
     gflop = zoo.minivgg().flops() / 1e9
     print(f"minivgg: {gflop:.3f} GFLOP/image forward; GEMM-bound training ceiling "

@@ -37,3 +37,46 @@ def test_numpys_openblas_comes_first_beside_opencvs():
     numpys = [p for p in libs if p.startswith(numpy_home)]
     if numpys:
         assert libs[0] == numpys[0], libs
+
+
+@pytest.fixture
+def workers():
+    """minifer's worker threads on for one test (as ``set_cpu_policy`` starts them), off afterwards."""
+    backend.set_workers(2)
+    yield
+    backend.set_workers(1)
+
+
+def test_map_chunks_runs_on_the_workers_and_keeps_the_order(workers):
+    slices = [slice(i, i + 1) for i in range(6)]
+    out = backend.map_chunks(lambda s: (s.start, backend.in_worker()), slices)
+    assert [s for s, _ in out] == list(range(6)) and all(w for _, w in out)
+    assert not backend.in_worker()
+
+
+@pytest.mark.parametrize("cin,pad", [(16, 1), (1, 1), (16, 0)])   # Winograd, im2col (gray input), no padding
+def test_convolution_on_the_workers_matches_the_calling_thread(cin, pad):
+    """Many chunks (a 2 KB chunk size) run on two workers with the serial kernels and give the
+    same output and gradients as in the calling thread."""
+    from minifer import ops
+    from minifer.layers.conv import conv_backward, conv_forward
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((9, 10, 10, cin)).astype(np.float32)
+    w = rng.standard_normal((3, 3, cin, 8)).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32)
+    g = rng.standard_normal((9, 10 - 2 + 2 * pad, 10 - 2 + 2 * pad, 8)).astype(np.float32)
+
+    def run():
+        out, cache = conv_forward(x, w, b, 1, pad, relu=True)
+        return (out, *conv_backward(g, cache))
+    saved = ops.CHUNK_BYTES, ops.WINOGRAD_CHUNK_BYTES
+    ops.CHUNK_BYTES = ops.WINOGRAD_CHUNK_BYTES = 2048
+    try:
+        alone = run()
+        backend.set_workers(2)
+        together = run()
+    finally:
+        backend.set_workers(1)
+        ops.CHUNK_BYTES, ops.WINOGRAD_CHUNK_BYTES = saved
+    for a, t in zip(alone, together):
+        np.testing.assert_allclose(t, a, rtol=1e-5, atol=1e-4)

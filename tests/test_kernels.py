@@ -42,6 +42,19 @@ def test_col2im_is_the_adjoint_of_im2col(shape, k, s, p):
     assert lhs == pytest.approx((x * dx_fast).sum(), rel=1e-10)
 
 
+@pytest.mark.parametrize("bias,relu", [(True, True), (True, False), (False, True)])
+def test_bias_relu_numba_matches_reference_in_place(bias, relu):
+    out = rng.standard_normal((2, 5, 4, 6)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32) if bias else None
+    want = ref.bias_relu(out.copy(), b, relu)
+    got = out.copy()
+    assert cpu.bias_relu(got, b, relu) is got
+    np.testing.assert_array_equal(got, want)
+    view = out.copy()[:, :, ::2]                   # not contiguous: still in place
+    cpu.bias_relu(view, b, relu)
+    np.testing.assert_array_equal(view, want[:, :, ::2])
+
+
 @pytest.mark.parametrize("k,s", [(2, 2), (3, 2), (3, 1)])
 def test_maxpool_numba_matches_reference(k, s):
     """Same outputs, and the same ``arg`` (flat h*W+w index of each max) on both paths."""

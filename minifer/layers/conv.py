@@ -13,7 +13,8 @@ Backward, with ``G = dL/dout`` reshaped to (M, F)::
 
 Every row of ``cols`` belongs to one image, so the batch can be split: on the
 CPU both passes run over chunks of images whose columns fit in the cache
-(about ``minifer.ops.CHUNK_BYTES``), and the backward pass recomputes each chunk's columns
+(about ``minifer.ops.CHUNK_BYTES``; on minifer's worker threads when they run:
+``minifer.backend.map_chunks``), and the backward pass recomputes each chunk's columns
 instead of keeping all of them from the forward pass. For minivgg's 48x48x32
 layer at batch 64 the columns are 170 MB; a chunk of one image is 2.7 MB.
 Measured on the 2-core CPU (forward + backward of that layer): 125-180 ms for
@@ -47,11 +48,11 @@ def conv_forward(x, w, b, stride, pad, u=None, relu=False):
     if winograd_applies(w.shape, stride, pad):
         winograd.conv3x3(x, winograd_filter(w) if u is None else u, pad, out, b, relu)
     else:
-        for s in batch_chunks(n, oh * ow * wm.shape[0] * x.itemsize):
-            cols = im2col(x[s], kh, kw, stride, pad)           # (m, K), m = images * OH*OW
-            o = out[s].reshape(-1, f)                          # (m, F)
-            backend.xp.matmul(cols, wm, out=o)
+        def chunk(s):
+            o = out[s].reshape(-1, f)                          # (m, F), m = images * OH*OW
+            backend.xp.matmul(im2col(x[s], kh, kw, stride, pad), wm, out=o)   # cols (m, K)
             bias_relu(o, b, relu)
+        backend.map_chunks(chunk, batch_chunks(n, oh * ow * wm.shape[0] * x.itemsize))
     return out, (x, w, stride, pad)
 
 
@@ -64,14 +65,15 @@ def conv_backward(dout, cache, need_dx=True):
         return (*winograd.backward(dout, x, w, pad, need_dx), db)
     kh, kw = w.shape[:2]
     wm = w.reshape(-1, f)                                      # (K, F)
-    dw = backend.xp.zeros(wm.shape, np.result_type(x.dtype, dout.dtype))   # (K, F)
     dx = backend.xp.empty(x.shape, np.result_type(dout.dtype, w.dtype)) if need_dx else None
-    for s in batch_chunks(n, oh * ow * wm.shape[0] * x.itemsize):
+
+    def chunk(s):                                              # -> this chunk's dWm (K, F)
         cols = im2col(x[s], kh, kw, stride, pad)               # (m, K), recomputed
         g = dout[s].reshape(-1, f)                             # (m, F)
-        dw += cols.T @ g
         if need_dx:
             dx[s] = col2im(g @ wm.T, x[s].shape, kh, kw, stride, pad)   # (m, K) -> (n_s, H, W, C)
+        return cols.T @ g
+    dw = sum(backend.map_chunks(chunk, batch_chunks(n, oh * ow * wm.shape[0] * x.itemsize)))
     return dx, dw.reshape(w.shape), db
 
 

@@ -23,7 +23,8 @@ Backward: each step's adjoint, in reverse order::
     dx = tiles_adjoint(dV)     (N, H, W, C)  B dV B^T of every tile, added back where it was read
 
 As with im2col, the batch runs in cache-sized chunks of images (of their own size:
-``_chunks``) and the backward pass recomputes each chunk's tiles.
+``_chunks``), on minifer's worker threads when they run (``backend.map_chunks``), and the
+backward pass recomputes each chunk's tiles.
 """
 from .. import backend, ops
 from ..ops import (batch_chunks, winograd_filter, winograd_filter_adjoint, winograd_grid, winograd_tiles,
@@ -44,21 +45,23 @@ def _chunks(x, pad):
 def conv3x3(x, u, pad, out, b=None, relu=False):
     """out (N,OH,OW,F) <- the convolution of x (N,H,W,C) with transformed filters u (16,C,F),
     plus the bias b (F,) and then a ReLU if given, applied to each chunk while it is in the cache."""
-    for s in _chunks(x, pad):
+    def chunk(s):
         winograd_untile(backend.xp.matmul(winograd_tiles(x[s], pad), u), out[s].shape, out[s], b, relu)
+    backend.map_chunks(chunk, _chunks(x, pad))
     return out
 
 
 def backward(dout, x, w, pad, need_dx=True):
     """dout (N,OH,OW,F) -> dx (N,H,W,C) or None, dw (3,3,C,F)."""
     xp = backend.xp
-    du = xp.zeros((16, w.shape[2], w.shape[3]), w.dtype)                      # (16, C, F)
     dx = xp.empty(x.shape, dout.dtype) if need_dx else None
     ut = xp.ascontiguousarray(winograd_filter(w).transpose(0, 2, 1))          # U^T (16, F, C)
-    for s in _chunks(x, pad):
+
+    def chunk(s):                                                               # -> this chunk's dU
         v = winograd_tiles(x[s], pad)                                           # (16, t, C), recomputed
         dm = winograd_untile_adjoint(dout[s])                                   # (16, t, F)
-        du += xp.matmul(v.transpose(0, 2, 1), dm)                               # (16, C, t) @ (16, t, F)
         if need_dx:
             winograd_tiles_adjoint(xp.matmul(dm, ut), x[s].shape, pad, dx[s])   # dV = dM U^T (16, t, C)
+        return xp.matmul(v.transpose(0, 2, 1), dm)                              # (16, C, t) @ (16, t, F)
+    du = sum(backend.map_chunks(chunk, _chunks(x, pad)))                        # (16, C, F)
     return dx, winograd_filter_adjoint(du)

@@ -12,7 +12,7 @@ The functions below pick the implementation for the active device
 (``minifer.backend.DEVICE``); layers call only these.
 """
 from .. import backend
-from .reference import (bias_relu, out_size, window_taps,  # device-generic: the same on NumPy and CuPy
+from .reference import (out_size, window_taps,  # device-generic: the same on NumPy and CuPy
                         winograd_filter, winograd_filter_adjoint, winograd_grid)
 
 __all__ = ["bias_relu", "out_size", "window_taps", "batch_chunks", "im2col", "col2im", "maxpool_forward",
@@ -84,6 +84,14 @@ def winograd_untile(m, out_shape, out=None, b=None, relu=False):
 def winograd_untile_adjoint(dout):
     """dout (N,OH,OW,F) -> dM (16, N*TH*TW, F): the backward pass of :func:`winograd_untile`."""
     return _impl().winograd_untile_adjoint(dout)
+
+
+def bias_relu(out, b=None, relu=False):
+    """A layer's epilogue, in place on out (M, F) (or any shape ending in F): ``out += b``
+    (b (F,)), then ``max(out, 0)`` if ``relu`` -> out."""
+    if b is None and not relu:
+        return out
+    return _impl().bias_relu(out, b, relu)
 
 
 def maxpool_forward(x, k, stride):

@@ -1,8 +1,9 @@
 """Numba CPU kernels: the same ops as :mod:`minifer.ops.reference`, fast.
 
 Each kernel is parallel (``prange``) over rows that belong to one thread only,
-so threads never write to the same output element and col2im needs no atomics;
-the two inference kernels also have a serial build for small inputs (below).
+so threads never write to the same output element and col2im needs no atomics.
+The convolution and pooling kernels also have a serial build (``nogil``), which
+runs for small inputs and on minifer's worker threads (``_pick``).
 ``cache=True`` keeps the compiled machine code on disk: only the very first run
 on a machine pays for compilation. :mod:`minifer.ops` imports this module on
 the first op call, so ``import minifer`` stays fast. Importing it changes no
@@ -12,18 +13,27 @@ that sets thread and allocator policy.
 import numpy as np
 from numba import njit, prange
 
+from .. import backend
+from . import reference
 from .reference import out_size, winograd_grid
 
-# The inference kernels come in two builds: parallel, and serial for small inputs (a face or
-# a few). The serial build compiles in a fraction of the time and never starts the thread pool,
-# so a one-photo `predict` does not wait for the parallel build on its first run: 1.96 s instead
-# of 3.29 s from an empty Numba cache, the same per face afterwards (4.25 vs 4.23 ms).
+# The serial builds run for small inputs (a face or a few) and on minifer's workers. The serial
+# build compiles in a fraction of the time and never starts the thread pool, so a one-photo
+# `predict` does not wait for the parallel build on its first run: 1.96 s instead of 3.29 s
+# from an empty Numba cache, the same per face afterwards (4.25 vs 4.23 ms).
 SERIAL_MAX = 1 << 18          # input elements up to which the serial build runs
 
 
 def _builds(fn):
-    """``(parallel, serial)`` compiled builds of one kernel (``prange`` is ``range`` in the serial one)."""
-    return njit(parallel=True, cache=True)(fn), njit(cache=True)(fn)
+    """``(parallel, serial)`` compiled builds of one kernel (``prange`` is ``range`` in the serial one,
+    which releases the GIL so that minifer's worker threads run it side by side)."""
+    return njit(parallel=True, cache=True)(fn), njit(cache=True, nogil=True)(fn)
+
+
+def _pick(builds, size):
+    """The serial build for small inputs and on minifer's worker threads (the workers are then
+    the parallelism: :func:`minifer.backend.set_workers`), else the parallel one."""
+    return builds[1] if size <= SERIAL_MAX or backend.in_worker() else builds[0]
 
 
 def _im2col_py(x, kh, kw, stride, pad, oh, ow):
@@ -49,11 +59,10 @@ def _im2col_py(x, kh, kw, stride, pad, oh, ow):
     return cols
 
 
-_im2col_par, _im2col_ser = _builds(_im2col_py)
+_im2col = _builds(_im2col_py)
 
 
-@njit(parallel=True, cache=True)
-def _col2im(cols, n, h, w, c, kh, kw, stride, pad, oh, ow):
+def _col2im_py(cols, n, h, w, c, kh, kw, stride, pad, oh, ow):
     """Gather form: each input pixel (b, hi, wi) sums the column entries copied
     from it, those of output pixels i = (hi + pad - p) / S, j = (wi + pad - q) / S
     for every tap (p, q) where these are whole and in range. Every thread writes
@@ -80,18 +89,20 @@ def _col2im(cols, n, h, w, c, kh, kw, stride, pad, oh, ow):
     return dx
 
 
+_col2im = _builds(_col2im_py)
+
+
 def im2col(x, kh, kw, stride=1, pad=0):
     """x (N,H,W,C) -> cols (N*OH*OW, KH*KW*C), as the reference."""
     n, h, w, c = x.shape
-    kernel = _im2col_ser if x.size <= SERIAL_MAX else _im2col_par
-    return kernel(np.ascontiguousarray(x), kh, kw, stride, pad,
+    return _pick(_im2col, x.size)(np.ascontiguousarray(x), kh, kw, stride, pad,
                   out_size(h, kh, stride, pad), out_size(w, kw, stride, pad))
 
 
 def col2im(cols, x_shape, kh, kw, stride=1, pad=0):
     """cols -> dx (N,H,W,C), the adjoint of im2col, as the reference."""
     n, h, w, c = x_shape
-    return _col2im(np.ascontiguousarray(cols), n, h, w, c, kh, kw, stride, pad,
+    return _pick(_col2im, cols.size)(np.ascontiguousarray(cols), n, h, w, c, kh, kw, stride, pad,
                    out_size(h, kh, stride, pad), out_size(w, kw, stride, pad))
 
 
@@ -195,8 +206,7 @@ def _wino_untile_adjoint_py(dy, th, tw):
     return dm
 
 
-@njit(parallel=True, cache=True)
-def _wino_tiles_adjoint(dv, dx, pad, th, tw):
+def _wino_tiles_adjoint_py(dv, dx, pad, th, tw):
     """dx = the sum of every tile's B dV B^T at the pixels it was read from. Tile rows
     ty and ty + 2 share no input rows, so each pass (even rows, then odd) is parallel over
     (image, tile row) without two threads adding to one pixel."""
@@ -241,16 +251,16 @@ def _wino_tiles_adjoint(dv, dx, pad, th, tw):
     return dx
 
 
-_wino_tiles_par, _wino_tiles_ser = _builds(_wino_tiles_py)
-_wino_untile_par, _wino_untile_ser = _builds(_wino_untile_py)
-_wino_untile_adjoint = njit(parallel=True, cache=True)(_wino_untile_adjoint_py)
+_wino_tiles = _builds(_wino_tiles_py)
+_wino_untile = _builds(_wino_untile_py)
+_wino_untile_adjoint = _builds(_wino_untile_adjoint_py)
+_wino_tiles_adjoint = _builds(_wino_tiles_adjoint_py)
 
 
 def winograd_tiles(x, pad=1):
     """x (N,H,W,C) -> V (16, N*TH*TW, C), as the reference."""
     _, _, th, tw = winograd_grid(x.shape[1], x.shape[2], pad)
-    kernel = _wino_tiles_ser if x.size <= SERIAL_MAX else _wino_tiles_par
-    return kernel(np.ascontiguousarray(x), pad, th, tw)
+    return _pick(_wino_tiles, x.size)(np.ascontiguousarray(x), pad, th, tw)
 
 
 def winograd_untile(m, out_shape, out=None, b=None, relu=False):
@@ -259,21 +269,39 @@ def winograd_untile(m, out_shape, out=None, b=None, relu=False):
     if out is None:
         out = np.empty(out_shape, m.dtype)
     b = np.zeros(out_shape[-1], m.dtype) if b is None else b
-    kernel = _wino_untile_ser if m.size <= SERIAL_MAX else _wino_untile_par
-    return kernel(np.ascontiguousarray(m), out, b, relu)
+    return _pick(_wino_untile, m.size)(np.ascontiguousarray(m), out, b, relu)
 
 
 def winograd_tiles_adjoint(dv, x_shape, pad=1, out=None):
     """dV (16, N*TH*TW, C) -> dx (N,H,W,C) (into ``out`` if given), as the reference."""
     _, _, th, tw = winograd_grid(x_shape[1], x_shape[2], pad)
     out = np.empty(x_shape, dv.dtype) if out is None else out
-    return _wino_tiles_adjoint(np.ascontiguousarray(dv), out, pad, th, tw)
+    return _pick(_wino_tiles_adjoint, dv.size)(np.ascontiguousarray(dv), out, pad, th, tw)
 
 
 def winograd_untile_adjoint(dout):
     """dout (N,OH,OW,F) -> dM (16, N*TH*TW, F), as the reference."""
     _, oh, ow, _ = dout.shape
-    return _wino_untile_adjoint(np.ascontiguousarray(dout), (oh + 1) // 2, (ow + 1) // 2)
+    return _pick(_wino_untile_adjoint, dout.size)(np.ascontiguousarray(dout), (oh + 1) // 2, (ow + 1) // 2)
+
+
+@njit(cache=True, nogil=True)
+def _bias_relu(out, b, relu):
+    """out (M, F) += b, then max(., 0) if relu; serial (it runs on each chunk of a convolution)."""
+    lo = np.float32(0) if relu else np.float32(-np.inf)
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = max(out[i, j] + b[j], lo)
+
+
+def bias_relu(out, b=None, relu=False):
+    """In place, one pass, as the reference (NumPy's ``out += b`` broadcasts b row by row:
+    48-64 us for a 48x48x32 image, 7 us here)."""
+    if not out.flags.c_contiguous:
+        return reference.bias_relu(out, b, relu)
+    f = out.shape[-1]
+    _bias_relu(out.reshape(-1, f), np.zeros(f, out.dtype) if b is None else b, relu)
+    return out
 
 
 def _maxpool_fwd_py(x, k, stride, oh, ow):
@@ -304,7 +332,7 @@ def _maxpool_fwd_py(x, k, stride, oh, ow):
     return out, arg
 
 
-_maxpool_fwd_par, _maxpool_fwd_ser = _builds(_maxpool_fwd_py)
+_maxpool_fwd = _builds(_maxpool_fwd_py)
 
 
 @njit(parallel=True, cache=True)
@@ -322,8 +350,8 @@ def _maxpool_bwd(dout, arg, h, w):
 def maxpool_forward(x, k, stride):
     """x (N,H,W,C) -> out, arg (flat h*W+w index of each max), as the reference."""
     n, h, w, c = x.shape
-    kernel = _maxpool_fwd_ser if x.size <= SERIAL_MAX else _maxpool_fwd_par
-    return kernel(np.ascontiguousarray(x), k, stride, out_size(h, k, stride, 0), out_size(w, k, stride, 0))
+    return _pick(_maxpool_fwd, x.size)(np.ascontiguousarray(x), k, stride,
+                                       out_size(h, k, stride, 0), out_size(w, k, stride, 0))
 
 
 def maxpool_backward(dout, arg, x_shape, k, stride):

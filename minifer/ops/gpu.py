@@ -9,7 +9,7 @@ use im2col on the GPU: :func:`minifer.ops.winograd_applies`).
 """
 import cupy as cp
 
-from .reference import (affine, bn_input_grad, channel_sums, maxpool_backward, maxpool_forward,  # noqa: F401
+from .reference import (affine, bias_relu, bn_input_grad, channel_sums, maxpool_backward, maxpool_forward,  # noqa: F401
                         out_size, winograd_tiles, winograd_tiles_adjoint, winograd_untile,
                         winograd_untile_adjoint)
 
