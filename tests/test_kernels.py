@@ -187,3 +187,13 @@ def test_gpu_kernels_match_reference():
     x = rng.standard_normal((2, 8, 7, 3)).astype(np.float32)
     out, arg = gpu.maxpool_forward(cp.asarray(x), 3, 2)
     np.testing.assert_array_equal(arg.get(), cpu.maxpool_forward(x, 3, 2)[1])
+
+
+def test_serial_and_parallel_builds_are_cached_apart():
+    """Numba's disk cache files a kernel under its name and line, not its options (numba issue
+    6845): the serial build must have a name of its own or it would load the parallel machine code."""
+    pairs = [v for v in vars(cpu).values() if isinstance(v, tuple) and len(v) == 2 and hasattr(v[0], "py_func")]
+    assert len(pairs) >= 6
+    for par, ser in pairs:
+        assert par.targetoptions.get("parallel") and ser.targetoptions.get("nogil")
+        assert ser.py_func.__qualname__ == par.py_func.__qualname__ + "_serial"

@@ -10,6 +10,8 @@ the first op call, so ``import minifer`` stays fast. Importing it changes no
 process-wide state; :func:`minifer.backend.set_cpu_policy` is the one place
 that sets thread and allocator policy.
 """
+import types
+
 import numpy as np
 from numba import njit, prange
 
@@ -26,8 +28,14 @@ SERIAL_MAX = 1 << 18          # input elements up to which the serial build runs
 
 def _builds(fn):
     """``(parallel, serial)`` compiled builds of one kernel (``prange`` is ``range`` in the serial one,
-    which releases the GIL so that minifer's worker threads run it side by side)."""
-    return njit(parallel=True, cache=True)(fn), njit(cache=True, nogil=True)(fn)
+    which releases the GIL so that minifer's worker threads run it side by side).
+
+    The serial build compiles a renamed copy of ``fn``: Numba's on-disk cache files a function
+    under its name and line, not its options, so the two builds of one function would load each
+    other's machine code (numba issue 6845)."""
+    serial = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial")
+    serial.__qualname__ = fn.__qualname__ + "_serial"
+    return njit(parallel=True, cache=True)(fn), njit(cache=True, nogil=True)(serial)
 
 
 def _pick(builds, size):
