@@ -13,8 +13,14 @@
    ``docs/img/confusion.png``, and the curves of all stages to ``docs/img/curves.png``;
 4. prints the per-class table in markdown for ``weights/README.md``.
 
+``--weights FILE`` ships that file of the run instead of ``RUN/best.npz`` (say the weight
+average of its last epochs, ``RUN/swa_8.npz`` from ``scripts/average_run.py``). A first stage
+that started from a weights file that is no run folder (``--init minifer/fer/weights/...``) is
+preceded by the commands and history stored in that file (unless a ``--average-with`` file
+brings the same ones).
+
 With ``--average-with FILE ...`` the shipped network is the weight average of
-``RUN/best.npz`` and those files (:func:`minifer.averaging.average_weights`), its
+``RUN/best.npz`` (or ``--weights``) and those files (:func:`minifer.averaging.average_weights`), its
 batch-norm statistics measured again over the whole training split
 (:func:`minifer.averaging.update_bn`, batches of 256 in order, no augmentation).
 The commands and histories stored in those files come first in the shipped
@@ -54,8 +60,9 @@ def stages(run):
 
 def train_command(args):
     """The ``python -m minifer.train`` command line that made a stage."""
-    keys = ("data", "model", "init", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule",
-            "warmup", "label_smoothing", "augment", "seed", "out")
+    keys = ("data", "model", "init", "teacher", "distill_temperature", "distill_weight", "crop", "epochs",
+            "batch_size", "optimizer", "lr", "weight_decay", "schedule", "warmup", "label_smoothing", "augment",
+            "seed", "keep_epochs", "out")
     return "python -m minifer.train " + " ".join(
         f"--{k.replace('_', '-')} {args[k]}" for k in keys if args.get(k) not in (None, ""))
 
@@ -102,16 +109,23 @@ def main():
     p.add_argument("run")
     p.add_argument("--data", required=True)
     p.add_argument("--out", default=str(ROOT / "minifer" / "fer" / "weights" / "minivgg_fer.npz"))
+    p.add_argument("--weights", default=None, metavar="FILE",
+                   help="ship this file of the run (e.g. RUN/swa_8.npz from average_run.py) instead of RUN/best.npz")
     p.add_argument("--average-with", nargs="+", default=[], metavar="FILE",
                    help="ship the weight average of RUN/best.npz and these files, BN statistics recomputed")
     p.add_argument("--limit", type=int, default=0, help="evaluate only the first N images (a dry run)")
     a = p.parse_args()
     run = Path(a.run).resolve()
-    model = load_model(run / "best.npz")
+    shipped = Path(a.weights) if a.weights else run / "best.npz"
+    model = load_model(shipped)
     partners = [load_model(f) for f in a.average_with]        # read before a.out may be replaced
     runs = stages(run)
+    init = runs[0][1].get("init")                              # a weights file (not a run) the chain began from
+    first = load_model(ROOT / init) if init and (ROOT / init).is_file() else None
+    command = lambda m: m.meta.get("training", {}).get("command")  # noqa: E731
+    earlier = [first] if first is not None and all(command(first) != command(m) for m in partners) else []
     cmds, hist = [], []
-    for f, m in zip(a.average_with, partners):                 # earlier stages, from their own metadata
+    for m in earlier + partners:                               # earlier stages, from their own metadata
         before = m.meta.get("training", {})
         cmds += [c for c in before.get("command", "").split(" && ") if c]
         hist += [dict(h, epoch=len(hist) + 1) for h in before.get("history", [])]
@@ -123,7 +137,7 @@ def main():
                     train_wall_s=round(sum(h["epoch_s"] for h in hist)))
     if partners:
         model, n_bn = average_networks([model] + partners, a.data)
-        training["averaged"] = {"members": [str(run / "best.npz")] + list(a.average_with), "bn_images": n_bn}
+        training["averaged"] = {"members": [str(shipped)] + list(a.average_with), "bn_images": n_bn}
         print(f"weight average of {len(partners) + 1} networks, batch-norm statistics from {n_bn} images")
     model.meta["training"] = training
     model.save(a.out, dtype=np.float16)
