@@ -104,14 +104,14 @@ def im2col(x, kh, kw, stride=1, pad=0):
     """x (N,H,W,C) -> cols (N*OH*OW, KH*KW*C), as the reference."""
     n, h, w, c = x.shape
     return _pick(_im2col, x.size)(np.ascontiguousarray(x), kh, kw, stride, pad,
-                  out_size(h, kh, stride, pad), out_size(w, kw, stride, pad))
+                                  out_size(h, kh, stride, pad), out_size(w, kw, stride, pad))
 
 
 def col2im(cols, x_shape, kh, kw, stride=1, pad=0):
     """cols -> dx (N,H,W,C), the adjoint of im2col, as the reference."""
     n, h, w, c = x_shape
     return _pick(_col2im, cols.size)(np.ascontiguousarray(cols), n, h, w, c, kh, kw, stride, pad,
-                   out_size(h, kh, stride, pad), out_size(w, kw, stride, pad))
+                                     out_size(h, kh, stride, pad), out_size(w, kw, stride, pad))
 
 
 # ---- Winograd F(2x2, 3x3) tiles (the math: minifer.ops.reference) -----------------------
