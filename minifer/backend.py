@@ -188,10 +188,9 @@ def map_chunks(fn, slices):
 
     The workers run OpenBLAS on one thread each. A single chunk (one face) runs in the calling
     thread with OpenBLAS on its own count (:func:`set_blas_threads`; all cores by default):
-    minivgg's batch-1 latency was 1.6-2.1 ms so against 2.5-3.0 ms on one BLAS thread (2 cores,
-    alternating fresh processes). The count stays as the last call
-    left it, so a training step's dense layers run on one BLAS thread as well, and no idle BLAS
-    thread spins beside the workers.
+    minivgg's batch-1 latency was 1.6-2.2 ms so against 2.5-3.0 ms on one BLAS thread (2 cores,
+    alternating fresh processes). The count stays as the last call left it, so a training step's
+    dense layers run on one BLAS thread as well, and no idle BLAS thread spins beside the workers.
     """
     if _workers is None:
         return [fn(s) for s in slices]
