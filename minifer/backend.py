@@ -98,8 +98,9 @@ def openblas_function(name):
     return None
 
 
-_blas_calls = {}             # OpenBLAS's ctypes functions, looked up once
-_blas_count = [None, None]   # [OpenBLAS's threads as last set here, the count for the calling thread's work]
+_blas_calls = {}     # OpenBLAS's ctypes functions, looked up once
+_blas_now = None     # OpenBLAS's thread count as last set here
+_blas_own = None     # the count for work in the calling thread (set_blas_threads; else OpenBLAS's own)
 
 
 def _blas(name):
@@ -110,9 +111,10 @@ def _blas(name):
 
 def _blas_threads(n):
     """OpenBLAS on ``n`` threads (a ctypes call only when that changes the count)."""
-    if n is not None and _blas_count[0] != n and _blas("set_num_threads") is not None:
+    global _blas_now
+    if n is not None and _blas_now != n and _blas("set_num_threads") is not None:
         _blas("set_num_threads")(n)
-        _blas_count[0] = n
+        _blas_now = n
 
 
 def set_blas_threads(n):
@@ -125,10 +127,11 @@ def set_blas_threads(n):
     the work of the calling thread; minifer's workers run on one BLAS thread each
     (:func:`map_chunks`).
     """
+    global _blas_own
     if _blas("set_num_threads") is None:
         return False
-    _blas_count[1] = int(n)
-    _blas_threads(int(n))
+    _blas_own = int(n)
+    _blas_threads(_blas_own)
     return True
 
 
@@ -166,10 +169,10 @@ def set_workers(n):
     backward of the 48x48x32 Winograd convolution at batch 64, two fresh processes each, nothing
     else running): 34 + 64 and 34 + 79 ms with the two pools, 20 + 33 and 19 + 33 ms on workers.
     """
-    global _workers
+    global _workers, _blas_now, _blas_own
     from concurrent.futures import ThreadPoolExecutor
-    if _blas_count[1] is None and _blas("get_num_threads") is not None:
-        _blas_count[:] = [_blas("get_num_threads")()] * 2
+    if _blas_own is None and _blas("get_num_threads") is not None:
+        _blas_now = _blas_own = _blas("get_num_threads")()
     if _workers is not None:
         _workers.shutdown()
     n = max(1, int(n))
@@ -195,7 +198,7 @@ def map_chunks(fn, slices):
     if _workers is None:
         return [fn(s) for s in slices]
     if len(slices) < 2:
-        _blas_threads(_blas_count[1])
+        _blas_threads(_blas_own)
         return [fn(s) for s in slices]
     _blas_threads(1)
     return list(_workers.map(fn, slices))
