@@ -10,7 +10,8 @@
 2. evaluates the *shipped* float16 file on the validation split without TTA,
    with flip TTA and with ten-crop TTA -> ``weights/eval.json``;
 3. saves the confusion matrix (best TTA) to ``weights/confusion.png`` and
-   ``docs/img/confusion.png``, and the curves of all stages to ``docs/img/curves.png``;
+   ``docs/img/confusion.png``, and the curves of all stages to ``docs/img/curves.png``
+   (``--report-dir DIR``: eval.json and both figures go to DIR instead);
 4. prints the per-class table in markdown for ``weights/README.md``.
 
 ``--weights FILE`` ships that file of the run instead of ``RUN/best.npz`` (say the weight
@@ -114,7 +115,12 @@ def main():
     p.add_argument("--average-with", nargs="+", default=[], metavar="FILE",
                    help="ship the weight average of RUN/best.npz and these files, BN statistics recomputed")
     p.add_argument("--limit", type=int, default=0, help="evaluate only the first N images (a dry run)")
+    p.add_argument("--report-dir", default=None, metavar="DIR",
+                   help="write eval.json, confusion.png and curves.png here (default: weights/ and docs/img/)")
     a = p.parse_args()
+    rep = Path(a.report_dir) if a.report_dir else None
+    if rep:
+        rep.mkdir(parents=True, exist_ok=True)
     run = Path(a.run).resolve()
     shipped = Path(a.weights) if a.weights else run / "best.npz"
     model = load_model(shipped)
@@ -141,11 +147,13 @@ def main():
         print(f"weight average of {len(partners) + 1} networks, batch-norm statistics from {n_bn} images")
     model.meta["training"] = training
     model.save(a.out, dtype=np.float16)
-    results = evaluate_file(a.out, a.data, a.limit, ROOT / "weights" / "eval.json")
+    results = evaluate_file(a.out, a.data, a.limit, (rep or ROOT / "weights") / "eval.json")
     best = max(results, key=lambda k: results[k]["accuracy"])
-    for dst in (ROOT / "weights" / "confusion.png", ROOT / "docs" / "img" / "confusion.png"):
+    confusions = [rep / "confusion.png"] if rep else [ROOT / "weights" / "confusion.png",
+                                                      ROOT / "docs" / "img" / "confusion.png"]
+    for dst in confusions:
         plot_confusion(results[best], dst, title=f"PublicTest, tta={best}")
-    plot_curves(hist, ROOT / "docs" / "img" / "curves.png")
+    plot_curves(hist, (rep or ROOT / "docs" / "img") / "curves.png")
     print(f"\nfile {a.out}: {Path(a.out).stat().st_size / 1e6:.2f} MB; training wall time "
           f"{sum(h['epoch_s'] for h in hist) / 3600:.2f} h over {len(hist)} epochs; commands:")
     for c in cmds:

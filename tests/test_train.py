@@ -183,3 +183,27 @@ def test_average_run_script(fer_npz, tmp_path):
     assert set(report) == {"none", "flip", "tencrop"} and "tta=none" in r.stdout
     r = subprocess.run(cmd + ["--last", "5"], capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and r.stderr.strip().count("\n") == 0 and "keeps 2 epoch files" in r.stderr
+
+
+def test_ship_model_script_ships_a_weight_average(fer_npz, tmp_path):
+    """scripts/ship_model.py --weights RUN/swa_K.npz: that network saved as float16 with the run's
+    command, history and averaged epochs, evaluated in every TTA mode, reports in --report-dir."""
+    assert run(fer_npz, tmp_path, "--epochs", "2", "--keep-epochs", "2") == 0
+    scripts = ROOT / "scripts"
+    r = subprocess.run([sys.executable, str(scripts / "average_run.py"), str(tmp_path), "--data", str(fer_npz),
+                        "--last", "2"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out, rep = tmp_path / "shipped.npz", tmp_path / "reports"
+    r = subprocess.run([sys.executable, str(scripts / "ship_model.py"), str(tmp_path), "--data", str(fer_npz),
+                        "--weights", str(tmp_path / "swa_2.npz"), "--out", str(out), "--report-dir", str(rep)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    with np.load(out) as z:                                        # stored as float16
+        assert {z[k].dtype for k in z.files if z[k].dtype.kind == "f"} == {np.dtype(np.float16)}
+    swa, shipped = load_model(tmp_path / "swa_2.npz"), load_model(out)
+    for k, v in swa.state_dict().items():
+        np.testing.assert_allclose(shipped.state_dict()[k], v, rtol=2e-3, atol=2e-3)
+    t = shipped.meta["training"]
+    assert t["command"].count("python -m minifer.train") == 1 and len(t["history"]) == 2
+    assert t["averaged"]["members"] == ["epoch_001.npz", "epoch_002.npz"]
+    assert {f.name for f in rep.iterdir()} == {"eval.json", "confusion.png", "curves.png"}
