@@ -18,15 +18,19 @@ def numeric_grad(f, x, h=1e-5):
     g = np.zeros_like(x)
     it = np.nditer(x, flags=["multi_index"])
     for _ in it:
-        i = it.multi_index
-        old = x[i]
-        x[i] = old + h
-        fp = f()
-        x[i] = old - h
-        fm = f()
-        x[i] = old
-        g[i] = (fp - fm) / (2 * h)
+        g[it.multi_index] = _central_difference(f, x, it.multi_index, h)
     return g
+
+
+def _central_difference(f, x, i, h):
+    """``(f(x + h e_i) - f(x - h e_i)) / 2h``; ``x[i]`` is restored afterwards."""
+    old = x[i]
+    x[i] = old + h
+    fp = f()
+    x[i] = old - h
+    fm = f()
+    x[i] = old
+    return (fp - fm) / (2 * h)
 
 
 def rel_error(a, b):
@@ -99,13 +103,7 @@ def check_model(model, x, y, loss_fn, h=1e-5, max_checks=20, seed=0):
         num, ana = [], []
         for f in flat:
             i = np.unravel_index(f, arr.shape)
-            old = arr[i]
-            arr[i] = old + h
-            fp = loss()
-            arr[i] = old - h
-            fm = loss()
-            arr[i] = old
-            num.append((fp - fm) / (2 * h))
+            num.append(_central_difference(loss, arr, i, h))
             ana.append(grad[i])
         errs[name] = rel_error(ana, num)
     return errs

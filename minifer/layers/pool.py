@@ -17,8 +17,8 @@ from .. import backend, ops
 from .base import Layer
 
 
-class MaxPool2d(Layer):
-    """Max pooling with a k x k window and stride s (default s = k).
+class _Pool2d(Layer):
+    """A k x k window with stride s (default s = k), no padding: what max and average pooling share.
 
     Shape:
         input (N, H, W, C); output (N, OH, OW, C), OH = (H - k) // s + 1.
@@ -27,6 +27,16 @@ class MaxPool2d(Layer):
     def __init__(self, kernel_size=2, stride=None, name=None):
         super().__init__(name)
         self.k, self.s = kernel_size, stride or kernel_size
+
+    def config(self):
+        return dict(kernel_size=self.k, stride=self.s)
+
+    def output_shape(self, s):
+        return (ops.out_size(s[0], self.k, self.s, 0), ops.out_size(s[1], self.k, self.s, 0), s[2])
+
+
+class MaxPool2d(_Pool2d):
+    """Max pooling with a k x k window and stride s (default s = k); shapes as :class:`_Pool2d`."""
 
     def forward(self, x):
         out, arg = ops.maxpool_forward(x, self.k, self.s)     # arg: flat h*W+w index of each max
@@ -38,23 +48,9 @@ class MaxPool2d(Layer):
         self.cache = None
         return ops.maxpool_backward(dout, arg, x_shape, self.k, self.s)
 
-    def config(self):
-        return dict(kernel_size=self.k, stride=self.s)
 
-    def output_shape(self, s):
-        return (ops.out_size(s[0], self.k, self.s, 0), ops.out_size(s[1], self.k, self.s, 0), s[2])
-
-
-class AvgPool2d(Layer):
-    """Average pooling with a k x k window and stride s (default s = k).
-
-    Shape:
-        input (N, H, W, C); output (N, OH, OW, C), OH = (H - k) // s + 1.
-    """
-
-    def __init__(self, kernel_size=2, stride=None, name=None):
-        super().__init__(name)
-        self.k, self.s = kernel_size, stride or kernel_size
+class AvgPool2d(_Pool2d):
+    """Average pooling with a k x k window and stride s (default s = k); shapes as :class:`_Pool2d`."""
 
     def forward(self, x):
         self.cache = x.shape
@@ -71,12 +67,6 @@ class AvgPool2d(Layer):
         for view in ops.window_taps(dx, self.k, self.s):
             view += g
         return dx
-
-    def config(self):
-        return dict(kernel_size=self.k, stride=self.s)
-
-    def output_shape(self, s):
-        return (ops.out_size(s[0], self.k, self.s, 0), ops.out_size(s[1], self.k, self.s, 0), s[2])
 
 
 class GlobalAvgPool2d(Layer):
