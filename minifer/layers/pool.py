@@ -36,7 +36,7 @@ class _Pool2d(Layer):
 
 
 class MaxPool2d(_Pool2d):
-    """Max pooling with a k x k window and stride s (default s = k); shapes as :class:`_Pool2d`."""
+    """Max pooling, k x k windows, stride s (default k): (N, H, W, C) -> (N, (H-k)//s+1, (W-k)//s+1, C)."""
 
     def forward(self, x):
         out, arg = ops.maxpool_forward(x, self.k, self.s)     # arg: flat h*W+w index of each max
@@ -50,7 +50,7 @@ class MaxPool2d(_Pool2d):
 
 
 class AvgPool2d(_Pool2d):
-    """Average pooling with a k x k window and stride s (default s = k); shapes as :class:`_Pool2d`."""
+    """Average pooling, k x k windows, stride s (default k): (N, H, W, C) -> (N, (H-k)//s+1, (W-k)//s+1, C)."""
 
     def forward(self, x):
         self.cache = x.shape
