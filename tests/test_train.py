@@ -207,3 +207,38 @@ def test_ship_model_script_ships_a_weight_average(fer_npz, tmp_path):
     assert t["command"].count("python -m minifer.train") == 1 and len(t["history"]) == 2
     assert t["averaged"]["members"] == ["epoch_001.npz", "epoch_002.npz"]
     assert {f.name for f in rep.iterdir()} == {"eval.json", "confusion.png", "curves.png"}
+
+
+def test_rebuild_weights_recipe_parses_and_names_real_scripts(capsys):
+    """scripts/rebuild_weights.py --dry-run: every training command of the recipe parses with
+    minifer.train's own parser and every other step names a script that exists."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import rebuild_weights
+    assert rebuild_weights.main(["--data", "fer.npz", "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    steps = rebuild_weights.commands("fer.npz")
+    assert printed.count("minifer.train") == sum(a is not None for _, a in steps) == 6
+    for argv, args in steps:
+        assert args is not None or (argv[1].endswith(".py") and __import__("os").path.exists(argv[1]))
+
+
+def test_rebuild_weights_trains_resumes_and_skips(fer_npz, tmp_path, monkeypatch, capsys):
+    """A tiny recipe run for real: it trains and averages; run again, the finished run is skipped;
+    a run with more epochs than its history continues with --resume, or fails in one line with --no-train."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import rebuild_weights
+    run_dir = tmp_path / "a"
+    recipe = [("train", f"--model minivgg --epochs 2 --keep-epochs 2 --batch-size 32 --augment none --out {run_dir}"),
+              ("average_run.py", f"{run_dir} --last 2")]
+    monkeypatch.setattr(rebuild_weights, "RECIPE", recipe)
+    assert rebuild_weights.main(["--data", str(fer_npz)]) == 0
+    assert (run_dir / "swa_2.npz").exists() and len(json.loads((run_dir / "history.json").read_text())) == 2
+    capsys.readouterr()
+    assert rebuild_weights.main(["--data", str(fer_npz), "--dry-run"]) == 0
+    assert "finished, skipped" in capsys.readouterr().out
+    monkeypatch.setattr(rebuild_weights, "RECIPE", [("train", recipe[0][1].replace("--epochs 2", "--epochs 3"))])
+    assert rebuild_weights.main(["--data", str(fer_npz), "--dry-run"]) == 0
+    assert "--resume" in capsys.readouterr().out
+    assert rebuild_weights.main(["--data", str(fer_npz), "--no-train"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1

@@ -1,0 +1,99 @@
+"""Rebuild the shipped weights from their training runs: every command, in order, in one place.
+
+    python scripts/rebuild_weights.py --data ../shared/data/fer2013/fer2013_train_val.npz [--dry-run]
+
+The recipe below trains every network behind ``minifer/fer/weights/minivgg_fer.npz`` and
+``weights/fer_ensemble.npz`` into ``runs/`` (about 20 h on a 2-core CPU), averages and ships them,
+and measures the shipped files (``weights/eval.json``, ``weights/ensemble_eval.json``).
+It can be stopped and started again: a run whose history holds all its epochs is skipped, one
+with a checkpoint is continued with ``--resume``, one with neither starts from scratch.
+``--dry-run`` prints the commands (with what each training step will do) and runs nothing;
+``--no-train`` stops with an error when a run is not finished instead of training it.
+``weights/README.md`` gives each network's figures and why the recipe is what it is.
+"""
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from minifer.train import parse_args as parse_train_args  # noqa: E402
+
+COMMON = "--batch-size 64 --optimizer sgd --weight-decay 5e-4 --schedule cosine --label-smoothing 0.1"
+
+# (what, arguments): `python -m minifer.train` arguments, or a script in scripts/ and its arguments;
+# each gets `--data` from the command line. Relative paths are from the repository root.
+RECIPE = [
+    # The default network: 65 epochs in four stages, then stages 3 and 4 averaged.
+    ("train", f"--model minivgg --epochs 15 --lr 0.05 --warmup 1 --augment standard --seed 0 {COMMON}"
+              " --out runs/fer_minivgg"),
+    ("train", f"--model minivgg --init runs/fer_minivgg/best.npz --epochs 24 --lr 0.02 --warmup 0.5"
+              f" --augment standard --seed 1 {COMMON} --out runs/fer_minivgg_s2"),
+    ("train", f"--model minivgg --init runs/fer_minivgg_s2/best.npz --epochs 6 --lr 0.004 --warmup 0.5"
+              f" --augment light --seed 2 {COMMON} --out runs/fer_minivgg_s3"),
+    ("train", f"--model minivgg --init runs/fer_minivgg_s3/best.npz --epochs 20 --lr 0.02 --warmup 0.5"
+              f" --augment standard --seed 3 {COMMON} --out runs/fer_minivgg_s4"),
+    ("ship_model.py", "runs/fer_minivgg_s4 --average-with runs/fer_minivgg_s3/best.npz"),
+    # The ensemble's other two members, each the weight average of its last 8 epochs.
+    ("train", f"--model minivgg --crop 44 --epochs 60 --lr 0.05 --warmup 1 --augment standard --seed 10"
+              f" {COMMON} --keep-epochs 12 --out runs/fer_minivgg_c44"),
+    ("average_run.py", "runs/fer_minivgg_c44 --last 8"),
+    ("train", f"--model minivgg_wide --epochs 40 --lr 0.05 --warmup 1 --augment standard --seed 30"
+              f" {COMMON} --keep-epochs 8 --out runs/fer_minivgg_wide"),
+    ("average_run.py", "runs/fer_minivgg_wide --last 8"),
+    ("ship_ensemble.py", "minifer/fer/weights/minivgg_fer.npz runs/fer_minivgg_c44/swa_8.npz"
+                         " runs/fer_minivgg_wide/swa_8.npz"),
+]
+
+
+def commands(data):
+    """The recipe as ``[(argv, parsed train arguments or None), ...]`` (a bad train flag fails here)."""
+    out = []
+    for what, rest in RECIPE:
+        args = shlex.split(rest) + ["--data", data]
+        if what == "train":
+            out.append(([sys.executable, "-m", "minifer.train", "--quiet", *args], parse_train_args(args)))
+        else:
+            out.append(([sys.executable, str(ROOT / "scripts" / what), *args], None))
+    return out
+
+
+def run_state(args):
+    """``"done"``, ``"resume"`` or ``"new"`` for the run a ``minifer.train`` command writes."""
+    out = ROOT / args.out
+    history = out / "history.json"
+    if history.exists() and len(json.loads(history.read_text())) >= args.epochs:
+        return "done"
+    return "resume" if (out / "checkpoint.npz").exists() else "new"
+
+
+def main(argv=None):
+    """Run (or print) the recipe; returns the exit code."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", required=True, help="the FER2013 .npz (Training and PublicTest)")
+    p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    p.add_argument("--no-train", action="store_true", help="fail on an unfinished run instead of training it")
+    opts = p.parse_args(argv)
+    for argv_, train_args in commands(opts.data):
+        state = run_state(train_args) if train_args is not None else None
+        if state == "done":
+            print(f"# {train_args.out}: finished, skipped")
+            continue
+        if state == "resume":
+            argv_ = argv_ + ["--resume"]
+        if state is not None and opts.no_train and not opts.dry_run:
+            print(f"error: {train_args.out} is not finished ({state}); run without --no-train to train it",
+                  file=sys.stderr)
+            return 2
+        print(("# " + state + "\n" if state else "") + shlex.join(argv_), flush=True)
+        if not opts.dry_run and subprocess.run(argv_, cwd=ROOT).returncode != 0:
+            print(f"error: step failed: {shlex.join(argv_)}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
