@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from minifer.train import parse_args as parse_train_args  # noqa: E402
+from minifer.fer.training import TrainOptions  # noqa: E402
 
 COMMON = "--batch-size 64 --optimizer sgd --weight-decay 5e-4 --schedule cosine --label-smoothing 0.1"
 
@@ -49,13 +49,21 @@ RECIPE = [
 ]
 
 
+def train_run(args):
+    """The ``--out`` folder and ``--epochs`` of ``minifer.train`` arguments (the rest is its business)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--out", default=TrainOptions(data="").out)
+    p.add_argument("--epochs", type=int, default=TrainOptions(data="").epochs)
+    return p.parse_known_args(args)[0]
+
+
 def commands(data):
-    """The recipe as ``[(argv, parsed train arguments or None), ...]`` (a bad train flag fails here)."""
+    """The recipe as ``[(argv, the train run's out and epochs, or None), ...]``."""
     out = []
     for what, rest in RECIPE:
         args = shlex.split(rest) + ["--data", data]
         if what == "train":
-            out.append(([sys.executable, "-m", "minifer.train", "--quiet", *args], parse_train_args(args)))
+            out.append(([sys.executable, "-m", "minifer.train", "--quiet", *args], train_run(args)))
         else:
             out.append(([sys.executable, str(ROOT / "scripts" / what), *args], None))
     return out

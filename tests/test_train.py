@@ -211,15 +211,20 @@ def test_ship_model_script_ships_a_weight_average(fer_npz, tmp_path):
 
 def test_rebuild_weights_recipe_parses_and_names_real_scripts(capsys):
     """scripts/rebuild_weights.py --dry-run: every training command of the recipe parses with
-    minifer.train's own parser and every other step names a script that exists."""
+    minifer.train's own parser (and gives the run the script tracks), every other step names a script
+    that exists."""
     sys.path.insert(0, str(ROOT / "scripts"))
     import rebuild_weights
     assert rebuild_weights.main(["--data", "fer.npz", "--dry-run"]) == 0
     printed = capsys.readouterr().out
     steps = rebuild_weights.commands("fer.npz")
     assert printed.count("minifer.train") == sum(a is not None for _, a in steps) == 6
-    for argv, args in steps:
-        assert args is not None or (argv[1].endswith(".py") and __import__("os").path.exists(argv[1]))
+    for argv, run_ in steps:
+        if run_ is None:
+            assert argv[1].endswith(".py") and __import__("os").path.exists(argv[1])
+        else:
+            args = train.parse_args(argv[3:])
+            assert (args.out, args.epochs) == (run_.out, run_.epochs)
 
 
 def test_rebuild_weights_trains_resumes_and_skips(fer_npz, tmp_path, monkeypatch, capsys):
