@@ -51,9 +51,10 @@ RECIPE = [
 
 def train_run(args):
     """The ``--out`` folder and ``--epochs`` of ``minifer.train`` arguments (the rest is its business)."""
+    defaults = TrainOptions(data="")
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--out", default=TrainOptions(data="").out)
-    p.add_argument("--epochs", type=int, default=TrainOptions(data="").epochs)
+    p.add_argument("--out", default=defaults.out)
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
     return p.parse_known_args(args)[0]
 
 

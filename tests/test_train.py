@@ -209,12 +209,17 @@ def test_ship_model_script_ships_a_weight_average(fer_npz, tmp_path):
     assert {f.name for f in rep.iterdir()} == {"eval.json", "confusion.png", "curves.png"}
 
 
-def test_rebuild_weights_recipe_parses_and_names_real_scripts(capsys):
+@pytest.fixture
+def rebuild_weights(monkeypatch):
+    """scripts/rebuild_weights.py as a module."""
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    return __import__("rebuild_weights")
+
+
+def test_rebuild_weights_recipe_parses_and_names_real_scripts(rebuild_weights, capsys):
     """scripts/rebuild_weights.py --dry-run: every training command of the recipe parses with
     minifer.train's own parser (and gives the run the script tracks), every other step names a script
     that exists."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import rebuild_weights
     assert rebuild_weights.main(["--data", "fer.npz", "--dry-run"]) == 0
     printed = capsys.readouterr().out
     steps = rebuild_weights.commands("fer.npz")
@@ -227,11 +232,9 @@ def test_rebuild_weights_recipe_parses_and_names_real_scripts(capsys):
             assert (args.out, args.epochs) == (run_.out, run_.epochs)
 
 
-def test_rebuild_weights_trains_resumes_and_skips(fer_npz, tmp_path, monkeypatch, capsys):
+def test_rebuild_weights_trains_resumes_and_skips(rebuild_weights, fer_npz, tmp_path, monkeypatch, capsys):
     """A tiny recipe run for real: it trains and averages; run again, the finished run is skipped;
     a run with more epochs than its history continues with --resume, or fails in one line with --no-train."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import rebuild_weights
     run_dir = tmp_path / "a"
     recipe = [("train", f"--model minivgg --epochs 2 --keep-epochs 2 --batch-size 32 --augment none --out {run_dir}"),
               ("average_run.py", f"{run_dir} --last 2")]
