@@ -157,3 +157,22 @@ def test_grad_cam_of_an_ensemble_is_the_members_mean():
     target = Ensemble(members).predict_proba(x).argmax(axis=1)
     want = np.mean([grad_cam(m, x, target=target) for m in members], axis=0)
     np.testing.assert_allclose(grad_cam(Ensemble(members), x), want, rtol=1e-5, atol=1e-6)
+
+
+def test_shipped_ensemble_file_holds_the_shipped_default():
+    """``weights/fer_ensemble.npz`` (the model card's ensemble) loads as one model whose first member
+    is exactly the default network ``predict`` uses, and whose output is the mean of its members'."""
+    from pathlib import Path
+    from minifer.fer.classes import input_side, model_input
+    from minifer.fer.tta import tta_views
+    root = Path(__file__).parents[1]
+    ens = load_model(root / "weights" / "fer_ensemble.npz")
+    default = load_model(root / "minifer" / "fer" / "weights" / "minivgg_fer.npz")
+    assert isinstance(ens, Ensemble) and len(ens.members) == len(ens.meta["sources"]) >= 2
+    assert ens.meta["sources"][0] == "minivgg_fer.npz"
+    first, want = ens.members[0].state_dict(), default.state_dict()
+    assert first.keys() == want.keys() and all(np.array_equal(first[k], want[k]) for k in want)
+    faces = rng.integers(0, 256, (4, 48, 48), dtype=np.uint8)
+    x = model_input(faces, ens.meta)
+    mean = np.mean([m.predict_proba(tta_views(x, "none", size=input_side(m.meta))[0]) for m in ens.members], axis=0)
+    np.testing.assert_allclose(ens.predict_proba(x), mean, rtol=1e-5, atol=1e-6)
