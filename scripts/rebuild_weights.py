@@ -22,36 +22,37 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from minifer.fer.training import TrainOptions  # noqa: E402
 
-COMMON = "--batch-size 64 --optimizer sgd --weight-decay 5e-4 --schedule cosine --label-smoothing 0.1"
+COMMON = "--batch-size 64 --optimizer sgd --weight-decay 5e-4 --label-smoothing 0.1"
+COSINE = f"{COMMON} --schedule cosine"
 
 # (what, arguments): `python -m minifer.train` arguments, or a script in scripts/ and its arguments;
 # each gets `--data` from the command line. Relative paths are from the repository root.
 RECIPE = [
     # The four-stage network (the default until 2026-12-04, now an ensemble member): 65 epochs in four
     # stages, then stages 3 and 4 averaged.
-    ("train", f"--model minivgg --epochs 15 --lr 0.05 --warmup 1 --augment standard --seed 0 {COMMON}"
+    ("train", f"--model minivgg --epochs 15 --lr 0.05 --warmup 1 --augment standard --seed 0 {COSINE}"
               " --out runs/fer_minivgg"),
     ("train", f"--model minivgg --init runs/fer_minivgg/best.npz --epochs 24 --lr 0.02 --warmup 0.5"
-              f" --augment standard --seed 1 {COMMON} --out runs/fer_minivgg_s2"),
+              f" --augment standard --seed 1 {COSINE} --out runs/fer_minivgg_s2"),
     ("train", f"--model minivgg --init runs/fer_minivgg_s2/best.npz --epochs 6 --lr 0.004 --warmup 0.5"
-              f" --augment light --seed 2 {COMMON} --out runs/fer_minivgg_s3"),
+              f" --augment light --seed 2 {COSINE} --out runs/fer_minivgg_s3"),
     ("train", f"--model minivgg --init runs/fer_minivgg_s3/best.npz --epochs 20 --lr 0.02 --warmup 0.5"
-              f" --augment standard --seed 3 {COMMON} --out runs/fer_minivgg_s4"),
+              f" --augment standard --seed 3 {COSINE} --out runs/fer_minivgg_s4"),
     ("ship_model.py", "runs/fer_minivgg_s4 --average-with runs/fer_minivgg_s3/best.npz"
                       " --out runs/minivgg_4stage.npz --report-dir runs/report_4stage"),
     # The default network: 100 epochs in one cosine cycle, the weights of the last 10 averaged.
-    ("train", f"--model minivgg --epochs 100 --lr 0.05 --warmup 1 --augment standard --seed 50 {COMMON}"
+    ("train", f"--model minivgg --epochs 100 --lr 0.05 --warmup 1 --augment standard --seed 50 {COSINE}"
               " --keep-epochs 10 --out runs/fer_minivgg_long"),
     ("average_run.py", "runs/fer_minivgg_long --last 10"),
     ("ship_model.py", "runs/fer_minivgg_long --weights runs/fer_minivgg_long/swa_10.npz"),
     # The ensemble's other members: a constant-lr restart of the default's run (all 20 epochs averaged)
     # and a network trained on 44-px crops (its last 8 epochs averaged).
-    ("train", "--model minivgg --init runs/fer_minivgg_long/epoch_100.npz --epochs 20 --batch-size 64"
-              " --optimizer sgd --lr 0.01 --weight-decay 5e-4 --schedule constant --label-smoothing 0.1"
-              " --augment standard --seed 51 --keep-epochs 20 --out runs/fer_minivgg_restart"),
+    ("train", "--model minivgg --init runs/fer_minivgg_long/epoch_100.npz --epochs 20 --lr 0.01"
+              f" --augment standard --seed 51 {COMMON} --schedule constant --keep-epochs 20"
+              " --out runs/fer_minivgg_restart"),
     ("average_run.py", "runs/fer_minivgg_restart --last 20"),
     ("train", f"--model minivgg --crop 44 --epochs 60 --lr 0.05 --warmup 1 --augment standard --seed 10"
-              f" {COMMON} --keep-epochs 12 --out runs/fer_minivgg_c44"),
+              f" {COSINE} --keep-epochs 12 --out runs/fer_minivgg_c44"),
     ("average_run.py", "runs/fer_minivgg_c44 --last 8"),
     ("ship_ensemble.py", "minifer/fer/weights/minivgg_fer.npz runs/minivgg_4stage.npz"
                          " runs/fer_minivgg_c44/swa_8.npz runs/fer_minivgg_restart/swa_20.npz"),
