@@ -177,3 +177,39 @@ def test_shipped_ensemble_file_holds_the_shipped_default():
     views = [tta_views(x, "none", size=input_side(m.meta))[0] for m in ens.members]    # central crops
     mean = np.mean([m.predict_proba(v) for m, v in zip(ens.members, views)], axis=0)
     np.testing.assert_allclose(ens.predict_proba(x), mean, rtol=1e-5, atol=1e-6)
+
+
+def test_choose_ensemble_script_ranks_every_subset(tmp_path):
+    """scripts/choose_ensemble.py: each candidate alone, then every subset of 2 or more ranked by the
+    accuracy of what that Ensemble predicts; an ensemble file as a candidate is a one-line error."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    from minifer.fer.classes import model_input
+    root = Path(__file__).parents[1]
+    files = []
+    for s in (1, 2, 3):
+        emotion_model(s).save(tmp_path / f"m{s}.npz")
+        files.append(str(tmp_path / f"m{s}.npz"))
+    x = rng.integers(0, 256, (40, 48, 48), dtype=np.uint8)
+    y = rng.integers(0, 7, 40).astype(np.uint8)
+    np.savez(tmp_path / "data.npz", x_val=x, y_val=y)
+    cmd = [sys.executable, str(root / "scripts" / "choose_ensemble.py"), *files, "--data", str(tmp_path / "data.npz")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    singles, ranked = r.stdout.split("the best 4 of 4 subsets:")
+    rows = [line.strip("|").split("|") for line in ranked.splitlines() if line.startswith("| /")]
+    assert len(rows) == 4 and len(singles.split("| /")) == 4
+    accs = []
+    for names, acc, _ in rows:
+        ens = Ensemble([load_model(f.strip()) for f in names.split(" + ")])
+        want = (ens.predict_proba(model_input(x, ens.meta)).argmax(axis=1) == y).mean() * 100
+        assert float(acc.strip(" %")) == pytest.approx(want, abs=0.006)
+        accs.append(want)
+    assert accs == sorted(accs, reverse=True)
+
+    Ensemble([load_model(f) for f in files[:2]]).save(tmp_path / "ens.npz")
+    r = subprocess.run(cmd[:2] + [str(tmp_path / "ens.npz"), files[2], "--data", str(tmp_path / "data.npz")],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 1 and r.stderr.strip().endswith("candidates must be single networks")
+    assert len(r.stderr.strip().splitlines()) == 1
