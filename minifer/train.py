@@ -64,6 +64,9 @@ def parse_args(argv=None):
     p.add_argument("--distill-temperature", type=float, default=D.distill_temperature)
     p.add_argument("--distill-weight", type=float, default=D.distill_weight,
                    help="weight of the teacher's softened probabilities (the labels get 1 - weight)")
+    p.add_argument("--soft-targets", metavar="PATH",
+                   help="with --teacher: run the teacher once over the clean training faces and keep its "
+                        "probabilities in PATH (read back on later runs and on resume) instead of on every batch")
     p.add_argument("--balanced", action="store_true", help="resample classes evenly instead of shuffling")
     p.add_argument("--seed", type=int, default=D.seed)
     p.add_argument("--limit", type=int, default=D.limit,

@@ -137,6 +137,41 @@ def test_distillation_from_a_teacher_file(fer_npz, tmp_path, capsys):
     assert err.startswith("error: ") and "are not the student's" in err and len(err.splitlines()) == 1
 
 
+def test_distillation_from_kept_soft_targets(fer_npz, tmp_path, capsys):
+    """--soft-targets: the teacher runs once over the clean training faces; its probabilities are kept
+    and read back by later runs; on faces that are not augmented the student learns exactly what it
+    learns from the teacher run per batch; another teacher's file, or no teacher, is one line, exit 2."""
+    from minifer.fer import data
+    from minifer.fer.classes import model_input
+    assert run(fer_npz, tmp_path / "t", "--epochs", "2") == 0
+    teacher, soft = tmp_path / "t" / "best.npz", tmp_path / "soft.npz"
+    kd = ["--epochs", "1", "--teacher", str(teacher)]
+    assert run(fer_npz, tmp_path / "online", *kd) == 0
+    assert run(fer_npz, tmp_path / "kept", *kd, "--soft-targets", str(soft)) == 0
+    assert "soft targets of 96 faces computed" in capsys.readouterr().out
+    arrays, meta = load_npz(soft)
+    x, y = data.load_fer(fer_npz, "train")
+    t = load_model(teacher)
+    np.testing.assert_allclose(arrays["probs"], t.predict_proba(model_input(x, t.meta)), atol=1e-5)
+    assert np.array_equal(arrays["labels"], y) and meta["teacher"] == str(teacher)
+    online, kept = (load_model(tmp_path / d / "last.npz").state_dict() for d in ("online", "kept"))
+    for k in online:
+        np.testing.assert_allclose(kept[k], online[k], rtol=1e-4, atol=1e-5)
+
+    before = soft.stat().st_mtime_ns
+    assert run(fer_npz, tmp_path / "again", *kd, "--soft-targets", str(soft), "--augment", "standard") == 0
+    assert f"soft targets of 96 faces read from {soft}" in capsys.readouterr().out
+    assert soft.stat().st_mtime_ns == before
+    t.layers[0].params["W"].data *= 0.5
+    t.save(tmp_path / "t2.npz")
+    assert run(fer_npz, tmp_path / "bad", "--epochs", "1", "--teacher", str(tmp_path / "t2.npz"),
+               "--soft-targets", str(soft)) == 2
+    err = capsys.readouterr().err
+    assert "keeps another teacher's or other faces' probabilities" in err and len(err.splitlines()) == 1
+    assert run(fer_npz, tmp_path / "bad", "--epochs", "1", "--soft-targets", str(soft)) == 2
+    assert "--soft-targets needs --teacher" in capsys.readouterr().err
+
+
 def test_random_crop_training_and_its_views(fer_npz, tmp_path):
     """--crop 40: the model takes 40x40 input; evaluate and predict give it the central crop
     of each 48-px face plainly, and ten 40-px crops with --tta tencrop."""

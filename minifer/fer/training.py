@@ -22,7 +22,14 @@ model's ``preprocess`` scale, augment (on 0..1 pixels), take a random
 mean and std, optionally mix up, forward, loss (with a teacher's softened
 probabilities when distilling), backward, clip, optimizer step, and the
 schedule's step when it is driven per iteration.
+
+Distilling runs the teacher on every batch's augmented faces (the most faithful
+targets, but an ensemble teacher costs more than the student's own step), or, with
+``soft_targets=PATH``, once over the clean training faces: the probabilities are
+kept in ``PATH`` (computed on the first run, read on the next and on resume),
+and each augmented face is taught its clean face's probabilities.
 """
+import hashlib
 import json
 import math
 import os
@@ -39,8 +46,9 @@ from ..layers import DistillationLoss, SoftmaxCrossEntropy
 from ..folding import fold_batchnorm
 from ..model import load_model
 from . import augment, data
-from .classes import CLASSES, FACE_SIZE, gray_preprocess, input_side, normalization
+from .classes import CLASSES, FACE_SIZE, gray_preprocess, input_side, model_input, normalization
 from .evaluation import evaluate
+from .tta import model_tta_predict
 from .transfer import freeze_blocks, load_pretrained_state, set_block_lr
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -84,6 +92,7 @@ class TrainOptions:
     teacher: str | None = None    # weights file (a network or an ensemble) to distil from
     distill_temperature: float = 4.0
     distill_weight: float = 0.7   # weight of the teacher's term (labels: 1 - weight)
+    soft_targets: str | None = None  # .npz keeping the teacher's probabilities of the clean faces (run once)
     balanced: bool = False        # resample classes evenly instead of shuffling
     seed: int = 0
     limit: int = 0                # only the first N training images
@@ -247,7 +256,10 @@ class Trainer:
         self.sched = schedules.make_schedule(opts.schedule, self.opt, opts.epochs, warmup=opts.warmup,
                                              steps_per_epoch=self.steps_per_epoch)
         self.teacher = self._load_teacher() if opts.teacher else None
-        if self.teacher is not None:
+        self.soft = None                 # (N, K) teacher probabilities of the clean training faces
+        if opts.soft_targets:            # then the teacher is not run per step
+            self.soft, self.teacher = self._soft_targets(), None
+        if opts.teacher:
             self.loss_fn = DistillationLoss(opts.distill_temperature, opts.distill_weight, opts.label_smoothing)
         else:
             cw = data.class_weights(self.y_tr, opts.class_weights) if opts.class_weights else None
@@ -276,6 +288,29 @@ class Trainer:
         self.log(f"distilling from {self.opts.teacher} ({getattr(teacher, 'name', 'model')}), "
                  f"T={self.opts.distill_temperature}, weight {self.opts.distill_weight}")
         return teacher
+
+    def _soft_targets(self):
+        """The teacher's probabilities of the clean training faces (N, K): read from
+        ``opts.soft_targets`` when it was made by this teacher for these faces, else computed
+        (each member on its central crop, as it predicts) and saved there first."""
+        path = self.opts.soft_targets
+        if not self.opts.teacher:
+            raise TrainingError("--soft-targets needs --teacher (the network whose probabilities it keeps)")
+        with open(self.opts.teacher, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        if os.path.exists(path):
+            arrays, meta = load_npz(path)
+            if meta.get("teacher_sha256") != digest or not np.array_equal(arrays.get("labels"), self.y_tr):
+                raise TrainingError(f"{path} keeps another teacher's or other faces' probabilities; "
+                                    f"delete it to compute them again")
+            self.log(f"soft targets of {len(self.y_tr)} faces read from {path}")
+            return arrays["probs"]
+        t = time.time()
+        probs = model_tta_predict(self.teacher, model_input(self.x_tr, self.teacher.meta), "none")
+        save_npz(path, {"probs": probs, "labels": self.y_tr},
+                 {"teacher": self.opts.teacher, "teacher_sha256": digest, "data": self.opts.data})
+        self.log(f"soft targets of {len(self.y_tr)} faces computed in {time.time() - t:.0f}s -> {path}")
+        return probs
 
     def _resume(self):
         """Restore model, optimizer, schedule and state from the checkpoint."""
@@ -333,7 +368,8 @@ class Trainer:
         t_start, start = time.time() - run["t"], state["step"]
         for step in range(start, spe):
             idx = order[step * opts.batch_size:(step + 1) * opts.batch_size]
-            loss, correct = self.train_step(self.x_tr[idx], self.y_tr[idx], rng, epoch, step)
+            soft = None if self.soft is None else self.soft[idx]
+            loss, correct = self.train_step(self.x_tr[idx], self.y_tr[idx], rng, epoch, step, soft)
             run["loss"] += loss * len(idx)
             run["correct"] += correct
             run["seen"] += len(idx)
@@ -363,8 +399,9 @@ class Trainer:
             self.ckpt.save(self.model, self.opt, self.sched, self.state)
         return stop
 
-    def train_step(self, x_uint8, y, rng, epoch=0, step=0):
-        """One optimizer step on uint8 faces ``x_uint8`` (B,H,W) and labels ``y`` -> (loss, correct)."""
+    def train_step(self, x_uint8, y, rng, epoch=0, step=0, soft=None):
+        """One optimizer step on uint8 faces ``x_uint8`` (B,H,W) and labels ``y`` -> (loss, correct);
+        ``soft`` (B, K): the teacher's kept probabilities of these faces, when distilling from them."""
         opts = self.opts
         scale, mean, std = normalization(self.model.meta)
         faces = self.augment_fn((x_uint8.astype(np.float32) * scale)[..., None], rng)   # (B, 48, 48, 1)
@@ -378,8 +415,9 @@ class Trainer:
         if self.teacher is not None:     # the same augmented faces, in the teacher's normalisation and view
             t_scale, t_mean, t_std = normalization(self.teacher.meta)
             tx = augment.center_crop(faces, input_side(self.teacher.meta))
-            probs = self.teacher.predict_proba((tx * (t_scale / scale) - t_mean) / t_std, len(tx))
-            loss = self.loss_fn(logits, backend.to_device(target), probs)
+            soft = self.teacher.predict_proba((tx * (t_scale / scale) - t_mean) / t_std, len(tx))
+        if soft is not None:
+            loss = self.loss_fn(logits, backend.to_device(target), soft)
         else:
             loss = self.loss_fn(logits, backend.to_device(target))
         if not math.isfinite(loss):
