@@ -61,9 +61,9 @@ def stages(run):
 
 def train_command(args):
     """The ``python -m minifer.train`` command line that made a stage."""
-    keys = ("data", "model", "init", "teacher", "distill_temperature", "distill_weight", "crop", "epochs",
-            "batch_size", "optimizer", "lr", "weight_decay", "schedule", "warmup", "label_smoothing", "augment",
-            "seed", "keep_epochs", "out")
+    keys = ("data", "model", "init", "teacher", "soft_targets", "distill_temperature", "distill_weight", "crop",
+            "epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "warmup", "label_smoothing",
+            "augment", "seed", "keep_epochs", "out")
     return "python -m minifer.train " + " ".join(
         f"--{k.replace('_', '-')} {args[k]}" for k in keys if args.get(k) not in (None, ""))
 
