@@ -3,7 +3,7 @@
     python scripts/rebuild_weights.py --data ../shared/data/fer2013/fer2013_train_val.npz [--dry-run]
 
 The recipe below trains every network behind ``minifer/fer/weights/minivgg_fer.npz`` and
-``weights/fer_ensemble.npz`` into ``runs/`` (about 14 h of training on a 2-core CPU), averages and ships them,
+``weights/fer_ensemble.npz`` into ``runs/`` (about 21 h of training on a 2-core CPU), averages and ships them,
 and measures the shipped files (``weights/eval.json``, ``weights/ensemble_eval.json``).
 It can be stopped and started again: a run whose history holds all its epochs is skipped, one
 with a checkpoint is continued with ``--resume``, one with neither starts from scratch.
@@ -54,8 +54,26 @@ RECIPE = [
     ("train", f"--model minivgg --crop 44 --epochs 60 --lr 0.05 --warmup 1 --augment standard --seed 10"
               f" {COSINE} --keep-epochs 12 --out runs/fer_minivgg_c44"),
     ("average_run.py", "runs/fer_minivgg_c44 --last 8"),
+    # The wide network, the ensemble of 2026-12-03 it belonged to, and the four-stage network distilled
+    # from that ensemble (its last 8 epochs averaged).
+    ("train", f"--model minivgg_wide --epochs 40 --lr 0.05 --warmup 1 --augment standard --seed 30 {COSINE}"
+              " --keep-epochs 8 --out runs/fer_minivgg_wide"),
+    ("average_run.py", "runs/fer_minivgg_wide --last 8"),
+    ("ship_ensemble.py", "runs/minivgg_4stage.npz runs/fer_minivgg_c44/swa_8.npz runs/fer_minivgg_wide/swa_8.npz"
+                         " --out runs/fer_ensemble_3.npz"),
+    ("train", "--model minivgg --init runs/minivgg_4stage.npz --teacher runs/fer_ensemble_3.npz"
+              " --distill-temperature 4 --distill-weight 0.7 --epochs 20 --lr 0.02 --warmup 0.5"
+              f" --augment standard --seed 40 {COSINE} --keep-epochs 8 --out runs/fer_minivgg_distil"),
+    ("average_run.py", "runs/fer_minivgg_distil --last 8"),
+    # The default's recipe run for 150 epochs (seed 60): its last 15 and its last 10 epochs averaged.
+    ("train", f"--model minivgg --epochs 150 --lr 0.05 --warmup 1 --augment standard --seed 60 {COSINE}"
+              " --keep-epochs 15 --out runs/fer_minivgg_150"),
+    ("average_run.py", "runs/fer_minivgg_150 --last 15"),
+    ("average_run.py", "runs/fer_minivgg_150 --last 10"),
     ("ship_ensemble.py", "minifer/fer/weights/minivgg_fer.npz runs/minivgg_4stage.npz"
-                         " runs/fer_minivgg_c44/swa_8.npz runs/fer_minivgg_restart/swa_20.npz"),
+                         " runs/fer_minivgg_c44/swa_8.npz runs/fer_minivgg_restart/swa_20.npz"
+                         " runs/fer_minivgg_distil/swa_8.npz runs/fer_minivgg_150/swa_15.npz"
+                         " runs/fer_minivgg_150/swa_10.npz"),
 ]
 
 

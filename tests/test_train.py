@@ -258,7 +258,7 @@ def test_rebuild_weights_recipe_parses_and_names_real_scripts(rebuild_weights, c
     assert rebuild_weights.main(["--data", "fer.npz", "--dry-run"]) == 0
     printed = capsys.readouterr().out
     steps = rebuild_weights.commands("fer.npz")
-    assert printed.count("minifer.train") == sum(a is not None for _, a in steps) == 7
+    assert printed.count("minifer.train") == sum(a is not None for _, a in steps) == 10
     for argv, run_ in steps:
         if run_ is None:
             assert argv[1].endswith(".py") and __import__("os").path.exists(argv[1])
