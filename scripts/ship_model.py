@@ -30,6 +30,7 @@ metadata (a run warm-started from one of them continues its history).
 import argparse
 import json
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ from minifer.fer import data  # noqa: E402
 from minifer.fer.classes import input_side, model_input  # noqa: E402
 from minifer.fer.evaluation import evaluate  # noqa: E402
 from minifer.fer.metrics import plot_confusion  # noqa: E402
-from minifer.fer.training import plot_curves  # noqa: E402
+from minifer.fer.training import TrainOptions, plot_curves  # noqa: E402
 from minifer.fer.tta import TTA_MODES, tta_views  # noqa: E402
 from minifer.model import load_model  # noqa: E402
 
@@ -59,13 +60,23 @@ def stages(run):
     return chain
 
 
+# Always written into a stored command; every other recipe option only when it differs from its default.
+SHOWN = ("data", "model", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "warmup",
+         "label_smoothing", "augment", "seed", "out")
+RUN_CONTROL = ("resume", "quiet", "stop_after", "checkpoint_every", "device")   # how a run ran, not what it is
+
+
 def train_command(args):
-    """The ``python -m minifer.train`` command line that made a stage."""
-    keys = ("data", "model", "init", "teacher", "soft_targets", "distill_temperature", "distill_weight", "crop",
-            "epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "warmup", "label_smoothing",
-            "augment", "seed", "keep_epochs", "out")
-    return "python -m minifer.train " + " ".join(
-        f"--{k.replace('_', '-')} {args[k]}" for k in keys if args.get(k) not in (None, ""))
+    """The ``python -m minifer.train`` command line that made a stage, from its stored
+    :class:`TrainOptions` (``args``): the options in ``SHOWN``, then any other that was changed."""
+    words = ["python -m minifer.train"]
+    for f in fields(TrainOptions):
+        v = args.get(f.name, f.default)
+        if f.name in RUN_CONTROL or v in (None, "") or (f.name not in SHOWN and v == f.default):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        words.append(flag if v is True else f"--no-{flag[2:]}" if v is False else f"{flag} {v}")
+    return " ".join(words)
 
 
 def average_networks(models, data_path):

@@ -285,3 +285,19 @@ def test_rebuild_weights_trains_resumes_and_skips(rebuild_weights, fer_npz, tmp_
     assert rebuild_weights.main(["--data", str(fer_npz), "--no-train"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and err.count("\n") == 1
+
+
+def test_stored_train_command_parses_back_to_the_same_options(monkeypatch):
+    """ship_model.train_command (the command stored in shipped files) names every option that was changed,
+    booleans included, and none of the run-control ones: parsed again it gives the same TrainOptions."""
+    import shlex
+    from dataclasses import asdict
+
+    from minifer.fer.training import TrainOptions
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    ship_model = __import__("ship_model")
+    opts = TrainOptions(data="fer.npz", epochs=7, mixup=0.2, balanced=True, nesterov=False, teacher="t.npz",
+                        distill_temperature=3.0, soft_targets="soft.npz", keep_epochs=5, out="runs/x")
+    command = ship_model.train_command({**asdict(opts), "resume": True, "quiet": True})
+    assert "--resume" not in command and "--quiet" not in command and "--distill-weight" not in command
+    assert TrainOptions.from_namespace(train.parse_args(shlex.split(command)[3:])) == opts
