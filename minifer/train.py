@@ -67,6 +67,9 @@ def parse_args(argv=None):
     p.add_argument("--soft-targets", metavar="PATH",
                    help="with --teacher: run the teacher once over the clean training faces and keep its "
                         "probabilities in PATH (read back on later runs and on resume) instead of on every batch")
+    p.add_argument("--teacher-tta", choices=("none", "flip"), default=D.teacher_tta,
+                   help="with --teacher: average the teacher's probabilities over each face and its mirror "
+                        "(flip-consistent targets for flipped training faces)")
     p.add_argument("--balanced", action="store_true", help="resample classes evenly instead of shuffling")
     p.add_argument("--seed", type=int, default=D.seed)
     p.add_argument("--limit", type=int, default=D.limit,

@@ -167,9 +167,38 @@ def test_distillation_from_kept_soft_targets(fer_npz, tmp_path, capsys):
     assert run(fer_npz, tmp_path / "bad", "--epochs", "1", "--teacher", str(tmp_path / "t2.npz"),
                "--soft-targets", str(soft)) == 2
     err = capsys.readouterr().err
-    assert "keeps another teacher's or other faces' probabilities" in err and len(err.splitlines()) == 1
+    assert "keeps another teacher's, TTA's or other faces' probabilities" in err and len(err.splitlines()) == 1
     assert run(fer_npz, tmp_path / "bad", "--epochs", "1", "--soft-targets", str(soft)) == 2
     assert "--soft-targets needs --teacher" in capsys.readouterr().err
+
+
+def test_distillation_from_a_flip_averaged_teacher(fer_npz, tmp_path, capsys):
+    """--teacher-tta flip: the teacher's probabilities are the mean over each face and its mirror, the
+    same kept once or run per batch; kept targets of another TTA, or no teacher, are one line, exit 2."""
+    from minifer.fer import data
+    from minifer.fer.classes import model_input
+    assert run(fer_npz, tmp_path / "t", "--epochs", "2") == 0
+    teacher, soft = tmp_path / "t" / "best.npz", tmp_path / "soft.npz"
+    kd = ["--epochs", "1", "--teacher", str(teacher), "--teacher-tta", "flip"]
+    assert run(fer_npz, tmp_path / "online", *kd) == 0
+    assert run(fer_npz, tmp_path / "kept", *kd, "--soft-targets", str(soft)) == 0
+    arrays, meta = load_npz(soft)
+    x, _ = data.load_fer(fer_npz, "train")
+    t = load_model(teacher)
+    xn = model_input(x, t.meta)
+    both = (t.predict_proba(xn) + t.predict_proba(xn[:, :, ::-1])) / 2
+    np.testing.assert_allclose(arrays["probs"], both, atol=1e-5)
+    assert meta["teacher_tta"] == "flip" and not np.allclose(both, t.predict_proba(xn), atol=1e-3)
+    # the same targets up to float rounding, which the softening of tiny probabilities magnifies
+    online, kept = (load_model(tmp_path / d / "last.npz").state_dict() for d in ("online", "kept"))
+    for k in online:
+        np.testing.assert_allclose(kept[k], online[k], rtol=1e-3, atol=1e-3)
+    capsys.readouterr()
+    assert run(fer_npz, tmp_path / "bad", "--epochs", "1", "--teacher", str(teacher), "--soft-targets", str(soft)) == 2
+    assert "keeps another teacher's, TTA's" in capsys.readouterr().err
+    assert run(fer_npz, tmp_path / "bad", "--epochs", "1", "--teacher-tta", "flip") == 2
+    err = capsys.readouterr().err
+    assert "--teacher-tta needs --teacher" in err and len(err.splitlines()) == 1
 
 
 def test_random_crop_training_and_its_views(fer_npz, tmp_path):

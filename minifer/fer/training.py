@@ -93,6 +93,7 @@ class TrainOptions:
     distill_temperature: float = 4.0
     distill_weight: float = 0.7   # weight of the teacher's term (labels: 1 - weight)
     soft_targets: str | None = None  # .npz keeping the teacher's probabilities of the clean faces (run once)
+    teacher_tta: str = "none"     # "flip": the teacher's probabilities averaged over each face and its mirror
     balanced: bool = False        # resample classes evenly instead of shuffling
     seed: int = 0
     limit: int = 0                # only the first N training images
@@ -255,6 +256,8 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(self.x_tr) / opts.batch_size)
         self.sched = schedules.make_schedule(opts.schedule, self.opt, opts.epochs, warmup=opts.warmup,
                                              steps_per_epoch=self.steps_per_epoch)
+        if opts.teacher_tta != "none" and not opts.teacher:
+            raise TrainingError("--teacher-tta needs --teacher")
         self.teacher = self._load_teacher() if opts.teacher else None
         self.soft = None                 # (N, K) teacher probabilities of the clean training faces
         if opts.soft_targets:            # then the teacher is not run per step
@@ -300,15 +303,17 @@ class Trainer:
             digest = hashlib.sha256(f.read()).hexdigest()
         if os.path.exists(path):
             arrays, meta = load_npz(path)
-            if meta.get("teacher_sha256") != digest or not np.array_equal(arrays.get("labels"), self.y_tr):
-                raise TrainingError(f"{path} keeps another teacher's or other faces' probabilities; "
+            if (meta.get("teacher_sha256") != digest or meta.get("teacher_tta", "none") != self.opts.teacher_tta
+                    or not np.array_equal(arrays.get("labels"), self.y_tr)):
+                raise TrainingError(f"{path} keeps another teacher's, TTA's or other faces' probabilities; "
                                     f"delete it to compute them again")
             self.log(f"soft targets of {len(self.y_tr)} faces read from {path}")
             return arrays["probs"]
         t = time.time()
-        probs = model_tta_predict(self.teacher, model_input(self.x_tr, self.teacher.meta), "none")
+        probs = model_tta_predict(self.teacher, model_input(self.x_tr, self.teacher.meta), self.opts.teacher_tta)
         save_npz(path, {"probs": probs, "labels": self.y_tr},
-                 {"teacher": self.opts.teacher, "teacher_sha256": digest, "data": self.opts.data})
+                 {"teacher": self.opts.teacher, "teacher_sha256": digest, "teacher_tta": self.opts.teacher_tta,
+                  "data": self.opts.data})
         self.log(f"soft targets of {len(self.y_tr)} faces computed in {time.time() - t:.0f}s -> {path}")
         return probs
 
@@ -412,10 +417,10 @@ class Trainer:
         if opts.mixup:
             xb, target = augment.mixup(xb, augment.one_hot(yb, len(self.model.meta["classes"])), rng, opts.mixup)
         logits = self.model.forward(backend.to_device(xb))
-        if self.teacher is not None:     # the same augmented faces, in the teacher's normalisation and view
+        if self.teacher is not None:     # the same augmented faces, in the teacher's normalisation and views
             t_scale, t_mean, t_std = normalization(self.teacher.meta)
-            tx = augment.center_crop(faces, input_side(self.teacher.meta))
-            soft = self.teacher.predict_proba((tx * (t_scale / scale) - t_mean) / t_std, len(tx))
+            tx = (faces * (t_scale / scale) - t_mean) / t_std
+            soft = model_tta_predict(self.teacher, tx, opts.teacher_tta, batch_size=len(tx))
         if soft is not None:
             loss = self.loss_fn(logits, backend.to_device(target), soft)
         else:
