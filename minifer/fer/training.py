@@ -27,7 +27,9 @@ Distilling runs the teacher on every batch's augmented faces (the most faithful
 targets, but an ensemble teacher costs more than the student's own step), or, with
 ``soft_targets=PATH``, once over the clean training faces: the probabilities are
 kept in ``PATH`` (computed on the first run, read on the next and on resume),
-and each augmented face is taught its clean face's probabilities.
+and each augmented face is taught its clean face's probabilities. With
+``teacher_tta="flip"`` the teacher's probabilities are averaged over each face and
+its mirror, so kept targets also hold for the mirrored faces the augmentation makes.
 """
 import hashlib
 import json
