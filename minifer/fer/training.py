@@ -48,7 +48,7 @@ from ..layers import DistillationLoss, SoftmaxCrossEntropy
 from ..folding import fold_batchnorm
 from ..model import load_model
 from . import augment, data
-from .classes import CLASSES, FACE_SIZE, gray_preprocess, input_side, model_input, normalization
+from .classes import CLASSES, FACE_SIZE, gray_preprocess, model_input, normalization
 from .evaluation import evaluate
 from .tta import model_tta_predict
 from .transfer import freeze_blocks, load_pretrained_state, set_block_lr
