@@ -243,6 +243,10 @@ class Trainer:
         self.opts, self.log = opts, log
         if opts.crop and not 8 <= opts.crop <= FACE_SIZE:
             raise TrainingError(f"--crop {opts.crop}: must be 0 (whole faces) or 8..{FACE_SIZE}")
+        if opts.soft_targets and not opts.teacher:
+            raise TrainingError("--soft-targets needs --teacher (the network whose probabilities it keeps)")
+        if opts.teacher_tta != "none" and not opts.teacher:
+            raise TrainingError("--teacher-tta needs --teacher")
         if opts.device:
             backend.use_device(opts.device)
         os.makedirs(opts.out, exist_ok=True)
@@ -258,8 +262,6 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(self.x_tr) / opts.batch_size)
         self.sched = schedules.make_schedule(opts.schedule, self.opt, opts.epochs, warmup=opts.warmup,
                                              steps_per_epoch=self.steps_per_epoch)
-        if opts.teacher_tta != "none" and not opts.teacher:
-            raise TrainingError("--teacher-tta needs --teacher")
         self.teacher = self._load_teacher() if opts.teacher else None
         self.soft = None                 # (N, K) teacher probabilities of the clean training faces
         if opts.soft_targets:            # then the teacher is not run per step
@@ -299,8 +301,6 @@ class Trainer:
         ``opts.soft_targets`` when it was made by this teacher for these faces, else computed
         (each member on its central crop, as it predicts) and saved there first."""
         path = self.opts.soft_targets
-        if not self.opts.teacher:
-            raise TrainingError("--soft-targets needs --teacher (the network whose probabilities it keeps)")
         with open(self.opts.teacher, "rb") as f:
             digest = hashlib.sha256(f.read()).hexdigest()
         if os.path.exists(path):
