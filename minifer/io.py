@@ -68,11 +68,13 @@ def atomic_write(path, write_fn, suffix=""):
         raise
 
 
-def save_npz(path, arrays, meta, dtype=None):
+def save_npz(path, arrays, meta, dtype=None, compress=False):
     """Write ``arrays`` (name -> array) and ``meta`` (JSON-able dict) atomically.
 
     ``dtype`` (e.g. ``np.float16``) casts floating arrays for a smaller file;
-    :func:`load_npz` always returns float32.
+    :func:`load_npz` always returns float32. ``compress`` deflates the arrays: trained
+    float weights shrink by only about 7% for 20-40x the time (a 12 MB training
+    checkpoint: 0.03 s stored, 0.7 s deflated), so it is kept for files that ship.
     """
     out = {}
     for k, v in arrays.items():
@@ -84,7 +86,8 @@ def save_npz(path, arrays, meta, dtype=None):
         out[k] = v
     meta = dict(meta, format=FORMAT)
     out[META_KEY] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    atomic_write(path, lambda f: np.savez_compressed(f, **out), suffix=".npz")
+    write = np.savez_compressed if compress else np.savez
+    atomic_write(path, lambda f: write(f, **out), suffix=".npz")
 
 
 def load_npz(path):

@@ -174,11 +174,12 @@ class Sequential:
         return total
 
     # ---- files -------------------------------------------------------------------
-    def save(self, path, dtype=None, **meta):
-        """Write weights + architecture + metadata atomically (``dtype=np.float16`` halves it)."""
+    def save(self, path, dtype=None, compress=False, **meta):
+        """Write weights + architecture + metadata atomically (``dtype=np.float16`` halves it;
+        ``compress`` deflates it, see :func:`minifer.io.save_npz`)."""
         m = dict(self.meta, **meta)
         m.update(architecture=self.architecture(), name=self.name, minifer_version=__version__)
-        save_npz(path, self.state_dict(), m, dtype=dtype)
+        save_npz(path, self.state_dict(), m, dtype=dtype, compress=compress)
 
 
 def build_from_architecture(arch, name="model"):
@@ -253,7 +254,7 @@ class Ensemble:
         """Number of parameter values over all members."""
         return sum(m.num_params(trainable_only) for m in self.members)
 
-    def save(self, path, dtype=None, **meta):
+    def save(self, path, dtype=None, compress=False, **meta):
         """One file: member arrays under ``m{i}/``, their architectures in the metadata."""
         arrays = {f"m{i}/{k}": v for i, m in enumerate(self.members) for k, v in m.state_dict().items()}
         members = [{"architecture": m.architecture(), "name": m.name,
@@ -261,7 +262,7 @@ class Ensemble:
                    for m in self.members]
         m = dict(self.meta, **meta)
         m.update(ensemble=members, name=self.name, minifer_version=__version__)
-        save_npz(path, arrays, m, dtype=dtype)
+        save_npz(path, arrays, m, dtype=dtype, compress=compress)
 
 
 def _build(arrays, arch, name, where):

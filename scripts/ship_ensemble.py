@@ -37,7 +37,7 @@ def main():
     if any(isinstance(m, Ensemble) for m in members):
         raise SystemExit("error: members must be single networks")
     ens = Ensemble(members)
-    ens.save(a.out, dtype=np.float16, sources=[Path(f).name for f in a.members])
+    ens.save(a.out, dtype=np.float16, compress=True, sources=[Path(f).name for f in a.members])
     print(f"{ens.name}: {', '.join(Path(f).name for f in a.members)}; {ens.num_params():,} parameters, "
           f"{ens.flops() / 1e9:.3f} GFLOP per face")
     evaluate_file(a.out, a.data, a.limit, Path(a.out).with_name("ensemble_eval.json"))

@@ -157,7 +157,7 @@ def main():
         training["averaged"] = {"members": [str(shipped)] + list(a.average_with), "bn_images": n_bn}
         print(f"weight average of {len(partners) + 1} networks, batch-norm statistics from {n_bn} images")
     model.meta["training"] = training
-    model.save(a.out, dtype=np.float16)
+    model.save(a.out, dtype=np.float16, compress=True)
     results = evaluate_file(a.out, a.data, a.limit, (rep or ROOT / "weights") / "eval.json")
     best = max(results, key=lambda k: results[k]["accuracy"])
     confusions = [rep / "confusion.png"] if rep else [ROOT / "weights" / "confusion.png",

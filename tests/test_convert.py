@@ -680,7 +680,7 @@ def test_real_onnx_vgg16(real_state):
 @needs_real
 def test_real_onnx_cli(tmp_path, real_state):
     dst = tmp_path / "vgg16.npz"
-    r = _cli(REAL_ONNX, dst, "--float16")  # float16 keeps the compression step short
+    r = _cli(REAL_ONNX, dst, "--float16")
     assert r.returncode == 0, r.stderr
     assert "14,714,688 parameters" in r.stdout and "13 conv layers" in r.stdout
     arrays, meta = load_npz(dst)

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -98,11 +99,25 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
 
     def boom(*a, **k):
         raise RuntimeError("disk full")
+    monkeypatch.setattr(np, "savez", boom)
     monkeypatch.setattr(np, "savez_compressed", boom)
-    with pytest.raises(RuntimeError):
-        zoo.minivgg(seed=5).save(path)
+    for compress in (False, True):
+        with pytest.raises(RuntimeError):
+            zoo.minivgg(seed=5).save(path, compress=compress)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["w.npz"]  # no temp file left
+
+
+def test_files_are_stored_unless_compressed(tmp_path):
+    """Training files are written stored (fast); ``compress=True`` (files that ship) deflates them."""
+    m = zoo.minivgg()
+    m.save(tmp_path / "stored.npz")
+    m.save(tmp_path / "deflated.npz", compress=True)
+    kinds = {p: {i.compress_type for i in zipfile.ZipFile(tmp_path / p).infolist()}
+             for p in ("stored.npz", "deflated.npz")}
+    assert kinds == {"stored.npz": {zipfile.ZIP_STORED}, "deflated.npz": {zipfile.ZIP_DEFLATED}}
+    a, b = (load_model(tmp_path / p).state_dict() for p in kinds)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def test_import_is_fast_and_compiles_nothing():

@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -265,6 +266,7 @@ def test_ship_model_script_ships_a_weight_average(fer_npz, tmp_path):
     assert r.returncode == 0, r.stderr
     with np.load(out) as z:                                        # stored as float16
         assert {z[k].dtype for k in z.files if z[k].dtype.kind == "f"} == {np.dtype(np.float16)}
+    assert {i.compress_type for i in zipfile.ZipFile(out).infolist()} == {zipfile.ZIP_DEFLATED}
     swa, shipped = load_model(tmp_path / "swa_2.npz"), load_model(out)
     for k, v in swa.state_dict().items():
         np.testing.assert_allclose(shipped.state_dict()[k], v, rtol=2e-3, atol=2e-3)
