@@ -264,7 +264,7 @@ def test_ship_model_script_ships_a_weight_average(fer_npz, tmp_path):
                         "--weights", str(tmp_path / "swa_2.npz"), "--out", str(out), "--report-dir", str(rep)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    with np.load(out) as z:                                        # stored as float16
+    with np.load(out) as z:                                        # float16, deflated
         assert {z[k].dtype for k in z.files if z[k].dtype.kind == "f"} == {np.dtype(np.float16)}
     assert {i.compress_type for i in zipfile.ZipFile(out).infolist()} == {zipfile.ZIP_DEFLATED}
     swa, shipped = load_model(tmp_path / "swa_2.npz"), load_model(out)
