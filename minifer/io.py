@@ -73,8 +73,8 @@ def save_npz(path, arrays, meta, dtype=None, compress=False):
 
     ``dtype`` (e.g. ``np.float16``) casts floating arrays for a smaller file;
     :func:`load_npz` always returns float32. ``compress`` deflates the arrays: trained
-    float weights shrink by only about 7% for 20-40x the time (a 12 MB training
-    checkpoint: 0.03 s stored, 0.7 s deflated), so only the files that ship use it.
+    float weights shrink by only about 7% for 20-40x the write time (chapter 9 has the
+    figures), so only the files that ship use it.
     """
     out = {}
     for k, v in arrays.items():
