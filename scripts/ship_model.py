@@ -145,7 +145,7 @@ def main():
     for m in earlier + partners:                               # earlier stages, from their own metadata
         before = m.meta.get("training", {})
         cmds += [c for c in before.get("command", "").split(" && ") if c]
-        hist += [dict(h, epoch=len(hist) + 1) for h in before.get("history", [])]
+        hist += [dict(h, epoch=len(hist) + i) for i, h in enumerate(before.get("history", []), 1)]
     cmds += [train_command(args) for _, args in runs]
     for r, _ in runs:
         for h in json.loads((r / "history.json").read_text()):

@@ -274,6 +274,13 @@ def test_ship_model_script_ships_a_weight_average(fer_npz, tmp_path):
     assert t["command"].count("python -m minifer.train") == 1 and len(t["history"]) == 2
     assert t["averaged"]["members"] == ["epoch_001.npz", "epoch_002.npz"]
     assert {f.name for f in rep.iterdir()} == {"eval.json", "confusion.png", "curves.png"}
+    # --average-with: the partner's stored history comes first, the epochs numbered on through both
+    both = tmp_path / "both.npz"
+    r = subprocess.run([sys.executable, str(scripts / "ship_model.py"), str(tmp_path), "--data", str(fer_npz),
+                        "--weights", str(tmp_path / "swa_2.npz"), "--average-with", str(out), "--out", str(both),
+                        "--report-dir", str(rep)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert [h["epoch"] for h in load_model(both).meta["training"]["history"]] == [1, 2, 3, 4]
 
 
 @pytest.fixture
@@ -290,7 +297,7 @@ def test_rebuild_weights_recipe_parses_and_names_real_scripts(rebuild_weights, c
     assert rebuild_weights.main(["--data", "fer.npz", "--dry-run"]) == 0
     printed = capsys.readouterr().out
     steps = rebuild_weights.commands("fer.npz")
-    assert printed.count("minifer.train") == sum(a is not None for _, a in steps) == 10
+    assert printed.count("minifer.train") == sum(a is not None for _, a in steps) == 13
     for argv, run_ in steps:
         if run_ is None:
             assert argv[1].endswith(".py") and __import__("os").path.exists(argv[1])

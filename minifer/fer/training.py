@@ -195,7 +195,8 @@ def plot_curves(history, path):
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     a1.plot(ep, [h["train_loss"] for h in history], "o-", label="train")
     a1.plot(ep, [h["val_loss"] for h in history], "o-", label="validation")
-    a1.set_xlabel("epoch"), a1.set_ylabel("cross-entropy"), a1.legend(), a1.grid(alpha=0.3)
+    a1.set_yscale("log")    # a distillation stage's training loss (T^2-scaled) sits far above cross-entropy
+    a1.set_xlabel("epoch"), a1.set_ylabel("loss (log scale)"), a1.legend(), a1.grid(alpha=0.3)
     a2.plot(ep, [100 * h["train_acc"] for h in history], "o-", label="train (augmented)")
     a2.plot(ep, [100 * h["val_acc"] for h in history], "o-", label="validation")
     a2.set_xlabel("epoch"), a2.set_ylabel("accuracy (%)"), a2.legend(), a2.grid(alpha=0.3)
