@@ -3,7 +3,7 @@
     python scripts/rebuild_weights.py --data ../shared/data/fer2013/fer2013_train_val.npz [--dry-run]
 
 The recipe below trains every network behind ``minifer/fer/weights/minivgg_fer.npz`` and
-``weights/fer_ensemble.npz`` into ``runs/`` (about 21 h of training on a 2-core CPU), averages and ships them,
+``weights/fer_ensemble.npz`` into ``runs/`` (about 31 h of training on a 2-core CPU), averages and ships them,
 and measures the shipped files (``weights/eval.json``, ``weights/ensemble_eval.json``).
 It can be stopped and started again: a run whose history holds all its epochs is skipped, one
 with a checkpoint is continued with ``--resume``, one with neither starts from scratch.
@@ -40,11 +40,12 @@ RECIPE = [
               f" --augment standard --seed 3 {COSINE} --out runs/fer_minivgg_s4"),
     ("ship_model.py", "runs/fer_minivgg_s4 --average-with runs/fer_minivgg_s3/best.npz"
                       " --out runs/minivgg_4stage.npz --report-dir runs/report_4stage"),
-    # The default network: 100 epochs in one cosine cycle, the weights of the last 10 averaged.
+    # The default until 2026-12-05: 100 epochs in one cosine cycle, the weights of the last 10 averaged.
     ("train", f"--model minivgg --epochs 100 --lr 0.05 --warmup 1 --augment standard --seed 50 {COSINE}"
               " --keep-epochs 10 --out runs/fer_minivgg_long"),
     ("average_run.py", "runs/fer_minivgg_long --last 10"),
-    ("ship_model.py", "runs/fer_minivgg_long --weights runs/fer_minivgg_long/swa_10.npz"),
+    ("ship_model.py", "runs/fer_minivgg_long --weights runs/fer_minivgg_long/swa_10.npz"
+                      " --out runs/minivgg_long.npz --report-dir runs/report_long"),
     # The ensemble's other members: a constant-lr restart of the default's run (all 20 epochs averaged)
     # and a network trained on 44-px crops (its last 8 epochs averaged).
     ("train", "--model minivgg --init runs/fer_minivgg_long/epoch_100.npz --epochs 20 --lr 0.01"
@@ -70,10 +71,33 @@ RECIPE = [
               " --keep-epochs 15 --out runs/fer_minivgg_150"),
     ("average_run.py", "runs/fer_minivgg_150 --last 15"),
     ("average_run.py", "runs/fer_minivgg_150 --last 10"),
-    ("ship_ensemble.py", "minifer/fer/weights/minivgg_fer.npz runs/minivgg_4stage.npz"
+    # The ensemble of 7 shipped until 2026-12-05: the teacher of the two students below.
+    ("ship_ensemble.py", "runs/minivgg_long.npz runs/minivgg_4stage.npz"
                          " runs/fer_minivgg_c44/swa_8.npz runs/fer_minivgg_restart/swa_20.npz"
                          " runs/fer_minivgg_distil/swa_8.npz runs/fer_minivgg_150/swa_15.npz"
-                         " runs/fer_minivgg_150/swa_10.npz"),
+                         " runs/fer_minivgg_150/swa_10.npz --out runs/fer_ensemble_7.npz"),
+    # The default: two students of that ensemble warm-started from the 100-epoch network (20 epochs each,
+    # all 20 averaged), weight-averaged.
+    ("train", "--model minivgg --init runs/minivgg_long.npz --teacher runs/fer_ensemble_7.npz"
+              " --soft-targets runs/soft7.npz --distill-temperature 4 --distill-weight 0.7 --epochs 20"
+              f" --lr 0.01 --augment standard --seed 70 {COMMON} --schedule constant --keep-epochs 20"
+              " --out runs/fer_minivgg_distil7"),
+    ("average_run.py", "runs/fer_minivgg_distil7 --last 20"),
+    ("train", "--model minivgg --init runs/minivgg_long.npz --teacher runs/fer_ensemble_7.npz"
+              " --soft-targets runs/soft7flip.npz --teacher-tta flip --distill-temperature 4 --distill-weight 0.7"
+              f" --epochs 20 --lr 0.01 --warmup 0 --augment standard --seed 74 {COSINE} --keep-epochs 20"
+              " --out runs/fer_minivgg_distil7c"),
+    ("average_run.py", "runs/fer_minivgg_distil7c --last 20"),
+    ("ship_model.py", "runs/fer_minivgg_distil7c --weights runs/fer_minivgg_distil7c/swa_20.npz"
+                      " --average-with runs/fer_minivgg_distil7/swa_20.npz"),
+    # The wide network for 100 epochs (the default's recipe and seed), its last 10 epochs averaged.
+    ("train", f"--model minivgg_wide --epochs 100 --lr 0.05 --warmup 1 --augment standard --seed 50 {COSINE}"
+              " --keep-epochs 10 --out runs/fer_minivgg_wide100"),
+    ("average_run.py", "runs/fer_minivgg_wide100 --last 10"),
+    ("ship_ensemble.py", "minifer/fer/weights/minivgg_fer.npz runs/fer_minivgg_c44/swa_8.npz"
+                         " runs/fer_minivgg_restart/swa_20.npz runs/fer_minivgg_150/swa_15.npz"
+                         " runs/fer_minivgg_150/swa_10.npz runs/fer_minivgg_wide100/swa_10.npz"
+                         " runs/fer_minivgg_distil7c/swa_20.npz"),
 ]
 
 
