@@ -24,6 +24,11 @@ from minifer.fer.training import TrainOptions  # noqa: E402
 
 COMMON = "--batch-size 64 --optimizer sgd --weight-decay 5e-4 --label-smoothing 0.1"
 COSINE = f"{COMMON} --schedule cosine"
+# The 100-epoch recipe (the default's run, and the wide network's with --model minivgg_wide).
+LONG = f"--epochs 100 --lr 0.05 --warmup 1 --augment standard --seed 50 {COSINE} --keep-epochs 10"
+# A student of the ensemble of 7, warm-started from the 100-epoch network, all its 20 epochs kept.
+STUDENT = ("--model minivgg --init runs/minivgg_long.npz --teacher runs/fer_ensemble_7.npz --distill-temperature 4"
+           " --distill-weight 0.7 --epochs 20 --lr 0.01 --augment standard --keep-epochs 20")
 
 # (what, arguments): `python -m minifer.train` arguments, or a script in scripts/ and its arguments;
 # each gets `--data` from the command line. Relative paths are from the repository root.
@@ -41,8 +46,7 @@ RECIPE = [
     ("ship_model.py", "runs/fer_minivgg_s4 --average-with runs/fer_minivgg_s3/best.npz"
                       " --out runs/minivgg_4stage.npz --report-dir runs/report_4stage"),
     # The default until 2026-12-05: 100 epochs in one cosine cycle, the weights of the last 10 averaged.
-    ("train", f"--model minivgg --epochs 100 --lr 0.05 --warmup 1 --augment standard --seed 50 {COSINE}"
-              " --keep-epochs 10 --out runs/fer_minivgg_long"),
+    ("train", f"--model minivgg {LONG} --out runs/fer_minivgg_long"),
     ("average_run.py", "runs/fer_minivgg_long --last 10"),
     ("ship_model.py", "runs/fer_minivgg_long --weights runs/fer_minivgg_long/swa_10.npz"
                       " --out runs/minivgg_long.npz --report-dir runs/report_long"),
@@ -78,21 +82,16 @@ RECIPE = [
                          " runs/fer_minivgg_150/swa_10.npz --out runs/fer_ensemble_7.npz"),
     # The default: two students of that ensemble warm-started from the 100-epoch network (20 epochs each,
     # all 20 averaged), weight-averaged.
-    ("train", "--model minivgg --init runs/minivgg_long.npz --teacher runs/fer_ensemble_7.npz"
-              " --soft-targets runs/soft7.npz --distill-temperature 4 --distill-weight 0.7 --epochs 20"
-              f" --lr 0.01 --augment standard --seed 70 {COMMON} --schedule constant --keep-epochs 20"
+    ("train", f"{STUDENT} --soft-targets runs/soft7.npz --seed 70 {COMMON} --schedule constant"
               " --out runs/fer_minivgg_distil7"),
     ("average_run.py", "runs/fer_minivgg_distil7 --last 20"),
-    ("train", "--model minivgg --init runs/minivgg_long.npz --teacher runs/fer_ensemble_7.npz"
-              " --soft-targets runs/soft7flip.npz --teacher-tta flip --distill-temperature 4 --distill-weight 0.7"
-              f" --epochs 20 --lr 0.01 --warmup 0 --augment standard --seed 74 {COSINE} --keep-epochs 20"
+    ("train", f"{STUDENT} --soft-targets runs/soft7flip.npz --teacher-tta flip --seed 74 {COSINE} --warmup 0"
               " --out runs/fer_minivgg_distil7c"),
     ("average_run.py", "runs/fer_minivgg_distil7c --last 20"),
     ("ship_model.py", "runs/fer_minivgg_distil7c --weights runs/fer_minivgg_distil7c/swa_20.npz"
                       " --average-with runs/fer_minivgg_distil7/swa_20.npz"),
     # The wide network for 100 epochs (the default's recipe and seed), its last 10 epochs averaged.
-    ("train", f"--model minivgg_wide --epochs 100 --lr 0.05 --warmup 1 --augment standard --seed 50 {COSINE}"
-              " --keep-epochs 10 --out runs/fer_minivgg_wide100"),
+    ("train", f"--model minivgg_wide {LONG} --out runs/fer_minivgg_wide100"),
     ("average_run.py", "runs/fer_minivgg_wide100 --last 10"),
     ("ship_ensemble.py", "minifer/fer/weights/minivgg_fer.npz runs/fer_minivgg_c44/swa_8.npz"
                          " runs/fer_minivgg_restart/swa_20.npz runs/fer_minivgg_150/swa_15.npz"

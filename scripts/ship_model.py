@@ -145,11 +145,11 @@ def main():
     for m in earlier + partners:                               # earlier stages, from their own metadata
         before = m.meta.get("training", {})
         cmds += [c for c in before.get("command", "").split(" && ") if c]
-        hist += [dict(h, epoch=len(hist) + i) for i, h in enumerate(before.get("history", []), 1)]
+        hist += before.get("history", [])
     cmds += [train_command(args) for _, args in runs]
     for r, _ in runs:
-        for h in json.loads((r / "history.json").read_text()):
-            hist.append(dict(h, epoch=len(hist) + 1, stage=r.name))
+        hist += [dict(h, stage=r.name) for h in json.loads((r / "history.json").read_text())]
+    hist = [dict(h, epoch=i) for i, h in enumerate(hist, 1)]     # one epoch count through every stage
     training = dict(model.meta["training"], command=" && ".join(cmds), history=hist,
                     train_wall_s=round(sum(h["epoch_s"] for h in hist)))
     if partners:
