@@ -32,6 +32,12 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m minifer.train", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", required=True, help="FER2013 .npz, fer2013.csv or image folder")
+    p.add_argument("--labels", default=D.labels, choices=training.LABEL_SETS,
+                   help="FER2013's one label per face, or FER+'s ten crowd votes per face")
+    p.add_argument("--target", default=D.target, choices=training.TARGETS,
+                   help="with --labels ferplus: learn the vote distribution or its top vote")
+    p.add_argument("--votes", help="with --labels ferplus: the FER+ votes .npz "
+                   "(default: ../ferplus/ferplus_votes_train_val.npz beside the data's folder)")
     p.add_argument("--train-split", default=D.train_split)
     p.add_argument("--val-split", default=D.val_split)
     p.add_argument("--model", default=D.model, choices=sorted(zoo.MODELS))

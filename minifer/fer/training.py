@@ -47,13 +47,15 @@ from ..io import WeightsError, atomic_write, load_npz, save_npz
 from ..layers import DistillationLoss, SoftmaxCrossEntropy
 from ..folding import fold_batchnorm
 from ..model import load_model
-from . import augment, data
+from . import augment, crowd, data
 from .classes import CLASSES, FACE_SIZE, gray_preprocess, model_input, normalization
 from .evaluation import evaluate
 from .tta import model_tta_predict
 from .transfer import freeze_blocks, load_pretrained_state, set_block_lr
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+LABEL_SETS = ("fer2013", "ferplus")
+TARGETS = ("votes", "majority")
 
 
 def print_line(line):
@@ -70,6 +72,9 @@ class TrainOptions:
     """The recipe of one run; the fields are ``python -m minifer.train``'s options."""
 
     data: str                     # FER2013 .npz, fer2013.csv or image folder
+    labels: str = "fer2013"       # LABEL_SETS: FER2013's one label per face, or FER+'s ten crowd votes
+    target: str = "votes"         # with labels="ferplus": TARGETS (the vote distribution or its top vote)
+    votes: str | None = None      # FER+ votes .npz (default: crowd.default_votes_path(data))
     train_split: str = "train"
     val_split: str = "val"
     model: str = "minivgg"        # a zoo.MODELS name
@@ -257,6 +262,9 @@ class Trainer:
             self.x_tr, self.y_tr = self.x_tr[:opts.limit], self.y_tr[:opts.limit]
         if opts.val_limit:
             self.x_va, self.y_va = self.x_va[:opts.val_limit], self.y_va[:opts.val_limit]
+        self.q_tr = None                 # (N, 7) vote distributions: the targets with FER+ votes
+        if opts.labels == "ferplus":
+            self._use_votes()
         mean, std = data.pixel_mean_std(self.x_tr)
         self.model = build_model(opts, mean, std, log)
         self.opt = make_optimizer(opts, self.model)
@@ -283,6 +291,30 @@ class Trainer:
             log(self.model.summary())
             log(f"train {len(self.x_tr)} images, validation {len(self.x_va)}; "
                 f"{self.steps_per_epoch} steps/epoch")
+
+    def _use_votes(self):
+        """Swap FER2013's labels for FER+'s crowd: training faces whose top vote is unknown or
+        not-a-face (or that have no votes) are left out, each kept face's target is its vote
+        distribution (``target="votes"``) or top vote among the seven classes (``"majority"``);
+        validation keeps the faces with a crowd majority (:func:`crowd.crowd_majority`) and
+        measures against it."""
+        opts = self.opts
+        if opts.target not in TARGETS:
+            raise TrainingError(f"--target {opts.target!r}: use one of {TARGETS}")
+        path = opts.votes or crowd.default_votes_path(opts.data)
+        v_tr = crowd.load_votes(path, opts.train_split)[:len(self.x_tr)]
+        v_va = crowd.load_votes(path, opts.val_split)[:len(self.x_va)]
+        if len(v_tr) != len(self.x_tr) or len(v_va) != len(self.x_va):
+            raise TrainingError(f"{path}: fewer votes than faces")
+        keep = (v_tr[:, crowd.VOTE_COLUMNS.index("unknown"):].max(axis=1) < v_tr.max(axis=1)) & \
+            (crowd.class_votes(v_tr).sum(axis=1) > 0)
+        q = crowd.vote_distribution(v_tr[keep])
+        self.x_tr, self.y_tr = self.x_tr[keep], q.argmax(axis=1).astype(np.uint8)
+        self.q_tr = q if opts.target == "votes" else None
+        y_va = crowd.crowd_majority(v_va)
+        self.x_va, self.y_va = self.x_va[y_va >= 0], y_va[y_va >= 0]
+        self.log(f"FER+ crowd {opts.target} from {path}: {keep.sum()} of {len(keep)} training faces, "
+                 f"{len(self.y_va)} validation faces with a crowd majority")
 
     def _load_teacher(self):
         """The network or ensemble to distil from; it must name the same classes."""
@@ -377,7 +409,8 @@ class Trainer:
         for step in range(start, spe):
             idx = order[step * opts.batch_size:(step + 1) * opts.batch_size]
             soft = None if self.soft is None else self.soft[idx]
-            loss, correct = self.train_step(self.x_tr[idx], self.y_tr[idx], rng, epoch, step, soft)
+            y = self.y_tr[idx] if self.q_tr is None else self.q_tr[idx]
+            loss, correct = self.train_step(self.x_tr[idx], y, rng, epoch, step, soft)
             run["loss"] += loss * len(idx)
             run["correct"] += correct
             run["seen"] += len(idx)
@@ -408,17 +441,19 @@ class Trainer:
         return stop
 
     def train_step(self, x_uint8, y, rng, epoch=0, step=0, soft=None):
-        """One optimizer step on uint8 faces ``x_uint8`` (B,H,W) and labels ``y`` -> (loss, correct);
+        """One optimizer step on uint8 faces ``x_uint8`` (B,H,W) and labels ``y`` (B,) or target
+        distributions (B, K) -> (loss, correct against the labels or the distributions' top class);
         ``soft`` (B, K): the teacher's kept probabilities of these faces, when distilling from them."""
         opts = self.opts
         scale, mean, std = normalization(self.model.meta)
         faces = self.augment_fn((x_uint8.astype(np.float32) * scale)[..., None], rng)   # (B, 48, 48, 1)
         x01 = augment.random_crop_to(faces, rng, opts.crop) if opts.crop else faces
         xb = (x01 - mean) / std
-        yb = y.astype(np.int64)
-        target = yb
+        k = len(self.model.meta["classes"])
+        target = y.astype(np.int64) if y.ndim == 1 else y.astype(np.float32)
+        yb = target if y.ndim == 1 else target.argmax(axis=1)
         if opts.mixup:
-            xb, target = augment.mixup(xb, augment.one_hot(yb, len(self.model.meta["classes"])), rng, opts.mixup)
+            xb, target = augment.mixup(xb, augment.one_hot(target, k) if y.ndim == 1 else target, rng, opts.mixup)
         logits = self.model.forward(backend.to_device(xb))
         if self.teacher is not None:     # the same augmented faces, in the teacher's normalisation and views
             t_scale, t_mean, t_std = normalization(self.teacher.meta)
