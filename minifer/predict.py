@@ -10,8 +10,9 @@ import sys
 from . import _version, backend
 from .fer.faces import (IMAGE_DETECT, THRESHOLD, VIDEO_DETECT, DetectorError, FaceFinder,
                         quiet_opencv)
+from .fer.catalog import add_model_options
 from .fer.photos import InputError, analyze_image, check_annotate, expand_inputs
-from .fer.predictor import WEIGHTS_NAME, Predictor, PredictorError, resolve_weights
+from .fer.predictor import Predictor, PredictorError, resolve_weights
 from .fer.tta import TTA_MODES
 from .fer.writers import VIDEO_EXTS, Messages, RowWriter, make_writer, write_output
 
@@ -170,8 +171,7 @@ examples:
   python -m minifer.predict --video clip.mp4 --annotate out.mp4 -o rows.csv""")
     p.add_argument("inputs", nargs="*", metavar="IMAGE",
                    help="image files or folders (searched recursively)")
-    p.add_argument("--weights", metavar="FILE",
-                   help=f"model weights (.npz); default: {WEIGHTS_NAME}, shipped in the package")
+    add_model_options(p)
     g = p.add_argument_group("output")
     g.add_argument("--format", choices=FORMATS,
                    help="output format (default: from -o's extension, else table)")
@@ -268,7 +268,7 @@ def main(argv=None):
             return e.code if isinstance(e.code, int) else EXIT_OK
         msgs.quiet = args.quiet
         _check_args(args)
-        predictor = Predictor.load(resolve_weights(args.weights), tta=args.tta)
+        predictor = Predictor.load(resolve_weights(args.weights, args.model), tta=args.tta)
         backend.set_blas_threads(1)  # small batches; leaves the cores to the face detector
         return (run_video if args.video is not None else run_images)(args, predictor, msgs)
     except (UsageError, PredictorError, DetectorError) as e:

@@ -9,6 +9,7 @@ import socket
 import sys
 
 from . import _version, backend
+from .fer.catalog import add_model_options
 from .fer.faces import THRESHOLD, quiet_opencv
 from .fer.predictor import PredictorError
 
@@ -26,7 +27,7 @@ def build_parser():
                    help="address to listen on (default 127.0.0.1: this computer only; "
                         "0.0.0.0 opens it to the network)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--weights", metavar="FILE", help="model weights (default: the shipped ones)")
+    add_model_options(p)
     p.add_argument("--threshold", type=float, default=THRESHOLD, metavar="T",
                    help=f"face-detector score threshold (default {THRESHOLD})")
     p.add_argument("--max-mb", type=float, default=20.0, metavar="MB",
@@ -50,7 +51,7 @@ def main(argv=None):
     try:
         import uvicorn
         from .fer.server import EmotionService, make_app
-        service = EmotionService(args.weights, threshold=args.threshold)
+        service = EmotionService(args.weights, threshold=args.threshold, model=args.model)
     except ImportError as e:
         print(f"{err}the server needs starlette and uvicorn ({e}): pip install minifer", file=sys.stderr)
         return 2

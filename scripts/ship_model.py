@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from minifer import backend  # noqa: E402
 from minifer.averaging import average_weights, update_bn  # noqa: E402
-from minifer.fer import data  # noqa: E402
+from minifer.fer import crowd, data  # noqa: E402
 from minifer.fer.classes import input_side, model_input  # noqa: E402
 from minifer.fer.evaluation import evaluate  # noqa: E402
 from minifer.fer.metrics import plot_confusion  # noqa: E402
@@ -92,18 +92,24 @@ def average_networks(models, data_path):
 
 
 def evaluate_file(path, data_path, limit, json_out):
-    """Evaluate the weights file ``path`` as shipped on the validation split with every TTA mode,
-    print a line per mode and the per-class table, write the reports to ``json_out`` -> them."""
+    """Evaluate the weights file ``path`` as shipped on the validation split with every TTA mode
+    (against FER2013's labels, and the crowd's when FER+'s votes sit beside the data), print a
+    line per mode and the per-class table, write the reports to ``json_out`` -> them."""
     shipped = load_model(path)
     x, y = data.load_fer(data_path, "val")
+    votes_path = crowd.default_votes_path(data_path)
+    votes = crowd.load_votes(votes_path, "val", len(x)) if Path(votes_path).is_file() else None
     if limit:
         x, y = x[:limit], y[:limit]
+        votes = None if votes is None else votes[:limit]
     results = {}
     for tta in TTA_MODES:
-        r = evaluate(shipped, x, y, tta)
+        r = evaluate(shipped, x, y, tta, votes=votes)
         results[tta] = r
         print(f"tta={tta:<8} accuracy {r['accuracy'] * 100:.2f}%  macro-F1 {r['macro_f1'] * 100:.2f}%  "
               f"{r['images_per_s']:.0f} images/s")
+        if votes is not None:
+            print("             " + crowd.format_crowd(r["crowd"]))
     Path(json_out).write_text(json.dumps(results, indent=1))
     best = max(results, key=lambda k: results[k]["accuracy"])
     r0, rb = results["none"], results[best]

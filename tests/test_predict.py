@@ -228,9 +228,12 @@ def test_detection_defaults_for_photos_and_video():
 
 
 def test_default_weights_missing_is_usage_error(monkeypatch, tmp_path):
-    from minifer.fer import predictor
-    monkeypatch.setattr(predictor, "default_weights", lambda: tmp_path / "nope.npz")
-    with pytest.raises(predictor.PredictorError, match="default weights file .*nope.npz is missing"):
+    from minifer.fer import catalog, predictor
+    (tmp_path / "models.json").write_text(json.dumps(
+        {"default": "m", "models": {"m": {"file": "nope.npz", "where": "package", "labels": "fer2013",
+                                          "about": "gone"}}}))
+    monkeypatch.setattr(catalog, "weights_dir", lambda: tmp_path)
+    with pytest.raises(predictor.PredictorError, match="model 'm' .*nope.npz.* is missing"):
         predictor.resolve_weights(None)
 
 

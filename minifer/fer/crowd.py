@@ -137,3 +137,34 @@ def crowd_report(probs, votes):
             "crowd_share": float(share[voted].mean()) if voted.any() else 0.0,
             "clear_named": float((pred[clear] == clear_label[clear]).mean()) if clear.any() else 0.0,
             "clear_faces": int(clear.sum()), "ece": cal["ece"], "reliability": cal["bins"]}
+
+
+def format_crowd(c):
+    """The crowd part of a report as text lines."""
+    return (f"crowd majority {c['majority_accuracy'] * 100:.2f}% of {c['majority_faces']} faces "
+            f"(macro-F1 {c['majority_macro_f1'] * 100:.2f}%)   crowd share {c['crowd_share']:.3f}   "
+            f"clear expressions named {c['clear_named'] * 100:.2f}% of {c['clear_faces']}   "
+            f"ECE {c['ece']:.3f}")
+
+
+def plot_reliability(c, path, title="reliability against the crowd"):
+    """Save the reliability diagram of a crowd report (confidence vs crowd share per bin) as a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from ..io import atomic_write
+    bins = [b for b in c["reliability"] if b["count"]]
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(5, 6), sharex=True, gridspec_kw={"height_ratios": (3, 1)})
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    ax.bar([b["lo"] for b in bins], [b["share"] for b in bins], width=[b["hi"] - b["lo"] for b in bins],
+           align="edge", edgecolor="k", alpha=0.7, label="crowd share of the predicted class")
+    ax.plot([b["confidence"] for b in bins], [b["share"] for b in bins], "o-", color="C3", ms=3,
+            label="share at the bin's mean confidence")
+    ax.set_ylabel("share of people who gave the label"), ax.set_ylim(0, 1), ax.legend(loc="upper left")
+    ax.set_title(f"{title} (ECE {c['ece']:.3f})")
+    ax2.bar([b["lo"] for b in bins], [b["count"] for b in bins], width=[b["hi"] - b["lo"] for b in bins],
+            align="edge", edgecolor="k", color="C7")
+    ax2.set_xlabel("top probability (confidence)"), ax2.set_ylabel("faces"), ax2.set_xlim(0, 1)
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100), suffix=".png")
+    plt.close(fig)

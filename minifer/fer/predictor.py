@@ -1,13 +1,13 @@
 """A trained emotion model, checked and ready: uint8 faces in, class probabilities out.
 
-:func:`resolve_weights` picks the weights file (the one given, else the default
-``minifer/fer/weights/minivgg_fer.npz`` shipped in the package); :meth:`Predictor.load` loads it
+:func:`resolve_weights` picks the weights file (the one given, a model of
+:mod:`minifer.fer.catalog` by name, else the catalog's default, shipped in the package);
+:meth:`Predictor.load` loads it
 and checks that it fits this application (the seven emotion classes, 48x48x1 input, gray
 normalisation in its metadata, a forward pass that runs). Every problem is one
 :class:`PredictorError` with a one-line message that names the file.
 """
 import os
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +15,9 @@ import numpy as np
 from ..folding import fold_batchnorm
 from ..io import WeightsError
 from ..model import load_model
+from . import catalog
 from .classes import FACE_SIZE, NUM_CLASSES, input_side, model_input, normalization
 from .tta import TTA_MODES, model_tta_predict, tta_views
-
-WEIGHTS_NAME = "minivgg_fer.npz"
 
 
 class PredictorError(ValueError):
@@ -26,19 +25,21 @@ class PredictorError(ValueError):
 
 
 def default_weights():
-    """The default weights file, shipped inside the package: ``minifer/fer/weights/minivgg_fer.npz``."""
-    return Path(str(resources.files(__package__).joinpath("weights", WEIGHTS_NAME)))
+    """The default model's weights file, shipped inside the package (:func:`catalog.model_path`)."""
+    return resolve_weights()
 
 
-def resolve_weights(path=None):
-    """``path`` if given, else :func:`default_weights` (:class:`PredictorError` if it is missing)."""
+def resolve_weights(path=None, model=None):
+    """``path`` if given, else the file of the catalog's model ``model`` (default: the catalog's
+    default) -> Path; :class:`PredictorError` for both at once, an unknown name or a missing file."""
+    if path is not None and model is not None:
+        raise PredictorError("give a weights file or a model name, not both")
     if path is not None:
         return Path(path)
-    default = default_weights()
-    if not default.is_file():
-        raise PredictorError(f"no --weights given and the default weights file {default} is "
-                             "missing; pass --weights FILE")
-    return default
+    try:
+        return catalog.model_path(model)
+    except catalog.CatalogError as e:
+        raise PredictorError(str(e)) from None
 
 
 def top_labels(probs, classes, k=1):

@@ -51,15 +51,16 @@ def as_gray(image):
 class EmotionRecognizer:
     """The emotion model and the face detector, loaded once.
 
-    ``weights``: a weights file (default: the one shipped in the package). ``tta``: ``"none"``,
+    ``weights``: a weights file, or ``model``: a model by name (:mod:`minifer.fer.catalog`;
+    default: the catalog's default, shipped in the package). ``tta``: ``"none"``,
     ``"flip"`` or ``"tencrop"``. ``threshold``, ``min_face``, ``align``, ``largest`` as the
     ``predict`` options of those names. Loading errors raise
     :class:`minifer.fer.predictor.PredictorError` (a ``ValueError``).
     """
 
-    def __init__(self, weights=None, *, tta="none", threshold=THRESHOLD,
+    def __init__(self, weights=None, *, model=None, tta="none", threshold=THRESHOLD,
                  min_face=IMAGE_DETECT["min_face"], align=True, largest=False):
-        self.predictor = Predictor.load(resolve_weights(weights), tta=tta)
+        self.predictor = Predictor.load(resolve_weights(weights, model), tta=tta)
         self.classes = self.predictor.classes
         self.finder = FaceFinder(largest=largest, align=align, threshold=threshold,
                                  detect_size=IMAGE_DETECT["detect_size"], min_face=min_face)

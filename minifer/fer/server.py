@@ -47,8 +47,8 @@ class EmotionService:
     ``predict --video`` (320 px), with the client's own tracker.
     """
 
-    def __init__(self, weights=None, threshold=THRESHOLD, max_clients=MAX_CLIENTS):
-        self.recognizer = EmotionRecognizer(weights, threshold=threshold)
+    def __init__(self, weights=None, threshold=THRESHOLD, max_clients=MAX_CLIENTS, model=None):
+        self.recognizer = EmotionRecognizer(weights, model=model, threshold=threshold)
         self.predictor = self.recognizer.predictor
         video = {k: v for k, v in VIDEO_DETECT.items() if k != "detect_every"}
         self.stream = FaceFinder(guess_crops=False, threshold=threshold, **video)
