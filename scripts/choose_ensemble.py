@@ -9,6 +9,10 @@
 3. prints each candidate alone, then the ``--top`` subsets best first (accuracy, then macro-F1, then
    fewer members), as markdown tables.
 
+``--labels ferplus`` scores against the FER+ crowd majority (:func:`minifer.fer.crowd.crowd_majority`,
+the faces that have one; the votes from ``--votes`` or beside the data's folder) instead of
+FER2013's labels.
+
 ``scripts/ship_ensemble.py`` then ships the chosen subset. The winner is chosen on the split it is
 measured on, so its figure is slightly optimistic: say so wherever it is reported.
 """
@@ -22,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from minifer import backend  # noqa: E402
-from minifer.fer import data  # noqa: E402
+from minifer.fer import crowd, data  # noqa: E402
 from minifer.fer.classes import CLASSES, model_input  # noqa: E402
 from minifer.fer.metrics import report  # noqa: E402
 from minifer.fer.tta import TTA_MODES, model_tta_predict  # noqa: E402
@@ -61,17 +65,23 @@ def main():
     p.add_argument("--tta", choices=TTA_MODES, default="none", help="test-time augmentation of every member")
     p.add_argument("--min-members", type=int, default=2)
     p.add_argument("--top", type=int, default=10, help="print the best N subsets (default 10)")
+    p.add_argument("--labels", choices=("fer2013", "ferplus"), default="fer2013",
+                   help="score against FER2013's labels or the FER+ crowd majority")
+    p.add_argument("--votes", help="with --labels ferplus: the votes .npz (default: beside the data's folder)")
     a = p.parse_args()
     if not 1 <= a.min_members <= len(a.candidates):
         raise SystemExit(f"error: --min-members must be in 1..{len(a.candidates)}")
     x, y = data.load_fer(a.data, "val")
+    if a.labels == "ferplus":
+        y = crowd.crowd_majority(crowd.load_votes(a.votes or crowd.default_votes_path(a.data), "val", len(x)))
+        x, y = x[y >= 0], y[y >= 0]
     probs = []
     for f in a.candidates:
         m = load_model(f)
         if isinstance(m, Ensemble):
             raise SystemExit(f"error: {f} is an ensemble; candidates must be single networks")
         probs.append(model_tta_predict(m, model_input(x, m.meta), a.tta))
-    print(f"{len(y)} validation images, tta={a.tta}\n")
+    print(f"{len(y)} validation images, labels {a.labels}, tta={a.tta}\n")
     print("\n".join(table([score(probs, y, (i,)) for i in range(len(probs))], a.candidates)))
     rows = rank_subsets(probs, y, a.min_members)
     print(f"\nthe best {min(a.top, len(rows))} of {len(rows)} subsets:\n")

@@ -208,6 +208,20 @@ def test_choose_ensemble_script_ranks_every_subset(tmp_path):
         accs.append(want)
     assert accs == sorted(accs, reverse=True)
 
+    # against the FER+ crowd majority: faces without one (here every 4th) are left out
+    from minifer.fer.crowd import CLASS_COLUMN, VOTE_COLUMNS
+    majority = rng.integers(0, 7, 40)
+    votes = np.zeros((40, 10), np.int16)
+    votes[np.arange(40), CLASS_COLUMN[majority]] = 6
+    votes[::4, VOTE_COLUMNS.index("unknown")] = 8
+    np.savez(tmp_path / "votes.npz", votes_val=votes)
+    r = subprocess.run(cmd + ["--labels", "ferplus", "--votes", str(tmp_path / "votes.npz")],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0 and "30 validation images, labels ferplus" in r.stdout, r.stderr
+    ens, keep = Ensemble([load_model(f) for f in files]), np.arange(40) % 4 > 0
+    want = (ens.predict_proba(model_input(x[keep], ens.meta)).argmax(axis=1) == majority[keep]).mean() * 100
+    assert f"| {' + '.join(files)} | {want:.2f}% |" in r.stdout
+
     Ensemble([load_model(f) for f in files[:2]]).save(tmp_path / "ens.npz")
     r = subprocess.run(cmd[:2] + [str(tmp_path / "ens.npz"), files[2], "--data", str(tmp_path / "data.npz")],
                        capture_output=True, text=True, timeout=180)
