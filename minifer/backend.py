@@ -10,10 +10,11 @@ work; they call ``backend.xp`` so the same code runs on both::
     x = backend.to_device(host_array)
     y = backend.to_host(x)         # always a NumPy array
 
-Importing minifer never imports CuPy unless the GPU is asked for, and never
-changes the process: thread and allocator policy is set only by
-:func:`set_cpu_policy` (or :func:`set_blas_threads` and :func:`set_workers`), which the
-command lines call at start-up and a Python user may call.
+Importing minifer never imports CuPy unless the GPU is asked for, and minifer never
+changes its host's environment (``os.environ``), at import or later. On the CPU its kernels
+run on its own worker threads, started on the first call and sized to the CPUs the process
+may use (:func:`map_chunks`); OpenBLAS runs on one thread only while they do, and gets its
+thread count back afterwards. Nothing needs setting up for speed.
 """
 import os
 import sys
@@ -24,8 +25,6 @@ import numpy as np
 xp = np            # the active array module
 DEVICE = "cpu"     # "cpu" or "gpu"
 DTYPE = np.float32  # the framework's compute dtype
-_workers = None     # minifer's CPU worker threads (a ThreadPoolExecutor), started by set_workers
-_in_worker = threading.local()   # .on: this thread is one of them
 
 
 class DeviceError(RuntimeError):
@@ -99,8 +98,9 @@ def openblas_function(name):
 
 
 _blas_calls = {}     # OpenBLAS's ctypes functions, looked up once
-_blas_now = None     # OpenBLAS's thread count as last set here
-_blas_own = None     # the count for work in the calling thread (set_blas_threads; else OpenBLAS's own)
+_blas_lock = threading.Lock()
+_blas_users = 0      # map_chunks calls now running chunks on the workers
+_blas_saved = None   # OpenBLAS's thread count before the first of them
 
 
 def _blas(name):
@@ -109,41 +109,52 @@ def _blas(name):
     return _blas_calls[name]
 
 
-def _blas_threads(n):
-    """OpenBLAS on ``n`` threads (a ctypes call only when that changes the count)."""
-    global _blas_now
-    if n is not None and _blas_now != n and _blas("set_num_threads") is not None:
-        _blas("set_num_threads")(n)
-        _blas_now = n
-
-
 def set_blas_threads(n):
     """Limit NumPy's OpenBLAS to ``n`` threads -> True if it could be done.
 
-    For small GEMMs next to other thread pools (OpenCV's face detector in
-    ``minifer.predict``): OpenBLAS's idle threads spin-wait and take the cores
-    the detector needs. Measured on 2 cores, one 640x480 frame (detect at 320 px
-    + one face): 34.7 ms with 2 BLAS threads, 22.6 ms with 1. The count holds for
-    the work of the calling thread; minifer's workers run on one BLAS thread each
+    A process-wide setting for the program that owns the process, not something minifer needs:
+    for small GEMMs next to other thread pools (OpenCV's face detector in ``minifer.predict``),
+    where OpenBLAS's idle threads spin-wait and take the cores the detector needs. Measured on
+    2 cores, one 640x480 frame (detect at 320 px + one face): 34.7 ms with 2 BLAS threads,
+    22.6 ms with 1. minifer's workers run on one BLAS thread each whatever the count
     (:func:`map_chunks`).
     """
-    global _blas_own
     if _blas("set_num_threads") is None:
         return False
-    _blas_own = int(n)
-    _blas_threads(_blas_own)
+    _blas("set_num_threads")(int(n))
     return True
+
+
+class _OneBlasThread:
+    """Context: OpenBLAS on one thread while minifer's workers run GEMMs side by side, and back to
+    the count it had afterwards (the last of several threads in it restores it)."""
+
+    def __enter__(self):
+        global _blas_users, _blas_saved
+        get, put = _blas("get_num_threads"), _blas("set_num_threads")
+        with _blas_lock:
+            _blas_users += 1
+            if _blas_users == 1 and get is not None:
+                _blas_saved = get()
+                if _blas_saved != 1:
+                    put(1)
+
+    def __exit__(self, *exc):
+        global _blas_users
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0 and _blas_saved not in (None, 1):
+                _blas("set_num_threads")(_blas_saved)
 
 
 def keep_freed_memory():
     """Ask glibc to reuse freed memory instead of returning it to the OS -> True if done.
 
-    A training step allocates and frees the same large arrays (im2col buffers)
-    every time. By default glibc serves each big block with a fresh ``mmap`` and
-    the kernel zero-fills every page on first touch: measured here, that made
-    im2col 6x slower (85 ms vs 14 ms for a 64x48x48x32 batch). Turning mmap off
-    and raising the trim threshold keeps the pages mapped and reused.
-    Process-wide: the whole process's allocations keep their freed pages.
+    Not done by minifer itself: it changes how the whole process manages its memory, so only
+    the program that owns the process should ask for it. By default glibc serves each block
+    larger than its mmap threshold (up to 32 MB, raised as such blocks are freed) with a
+    fresh ``mmap``, and the kernel zero-fills every page on first touch. Turning mmap off and
+    raising the trim threshold keeps the pages mapped and reused. (Linux/glibc only.)
     """
     if not sys.platform.startswith("linux"):
         return False
@@ -157,71 +168,91 @@ def keep_freed_memory():
     return True
 
 
-def set_workers(n):
-    """Run the chunks of each convolution on ``n`` worker threads of minifer's own (``n <= 1``:
-    in the calling thread, as before) -> n.
+def usable_cpus():
+    """The number of CPUs this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
-    Each worker runs whole chunks (tiles, GEMM, untile) with the serial kernel builds and one
-    OpenBLAS thread, so these ``n`` threads are the only ones competing for the cores. Without
-    them, NumPy's OpenBLAS and Numba's OpenMP each keep a pool of threads, the convolution
-    alternates between the two 20 times per layer, and a pool's threads spin for a while after
-    each call, taking the cores the other pool needs next. Measured on the 2-core CPU (forward +
-    backward of the 48x48x32 Winograd convolution at batch 64, two fresh processes each, nothing
-    else running): 34 + 64 and 34 + 79 ms with the two pools, 20 + 33 and 19 + 33 ms on workers.
+
+_workers = None      # minifer's worker threads (a ThreadPoolExecutor), started on first use
+_worker_count = None  # how many: set_workers(n), else one per usable CPU
+_workers_lock = threading.Lock()
+_in_worker = threading.local()   # .on: this thread is one of them
+
+
+def set_workers(n=None):
+    """Run minifer's CPU kernels on ``n`` worker threads (``None``, the default: one per CPU this
+    process may use; ``1``: everything in the calling thread) -> n. Not needed for speed: the
+    workers start by themselves on first use; this is for tests and for sharing a machine.
+
+    Each worker runs whole pieces of work (a convolution's chunk of images: tiles, GEMM, untile;
+    a range of rows of a batch-norm or pooling kernel) with serial ``nogil`` Numba builds and one
+    OpenBLAS thread, so these ``n`` threads are the only ones competing for the cores. Numba's
+    own OpenMP pool is never started. With it, NumPy's OpenBLAS and Numba's OpenMP each kept a
+    pool of threads, a convolution alternated between the two 20 times per layer, and a pool's
+    threads spun for a while after each call, on the cores the other pool needed next. Measured
+    on the 2-core CPU (forward + backward of the 48x48x32 Winograd convolution at batch 64, two
+    fresh processes each, nothing else running): 34 + 64 and 34 + 79 ms with the two pools,
+    20 + 33 and 19 + 33 ms on workers.
     """
-    global _workers, _blas_now, _blas_own
-    from concurrent.futures import ThreadPoolExecutor
-    if _blas_own is None and _blas("get_num_threads") is not None:
-        _blas_now = _blas_own = _blas("get_num_threads")()
-    if _workers is not None:
-        _workers.shutdown()
-    n = max(1, int(n))
-    _workers = None if n == 1 else ThreadPoolExecutor(n, "minifer", initializer=setattr,
-                                                      initargs=(_in_worker, "on", True))
-    return n
+    global _workers, _worker_count
+    with _workers_lock:
+        if _workers is not None:
+            _workers.shutdown()
+        _workers, _worker_count = None, None if n is None else max(1, int(n))
+    return worker_count()
+
+
+def worker_count():
+    """How many worker threads minifer's kernels run on (see :func:`set_workers`)."""
+    return usable_cpus() if _worker_count is None else _worker_count
+
+
+def _pool():
+    """The worker threads, started on the first call (None when there is one worker)."""
+    global _workers
+    if _workers is None and worker_count() > 1:
+        from concurrent.futures import ThreadPoolExecutor
+        with _workers_lock:
+            if _workers is None:
+                _workers = ThreadPoolExecutor(worker_count(), "minifer", initializer=setattr,
+                                              initargs=(_in_worker, "on", True))
+    return _workers
+
+
+def _forget_workers():
+    """In a forked child the parent's worker threads do not exist: start new ones on first use."""
+    global _workers, _blas_users
+    _workers, _blas_users = None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_workers)
 
 
 def in_worker():
-    """Whether this thread is one of minifer's workers (its kernels then run their serial builds)."""
+    """Whether this thread is one of minifer's workers (its work then runs serially, in it)."""
     return getattr(_in_worker, "on", False)
 
 
-def map_chunks(fn, slices):
-    """``[fn(s) for s in slices]``, on the worker threads if :func:`set_workers` started them.
+def map_chunks(fn, pieces):
+    """``[fn(p) for p in pieces]``, on minifer's worker threads, in order.
 
-    The workers run OpenBLAS on one thread each. A single chunk (one face) runs in the calling
-    thread with OpenBLAS on its own count (:func:`set_blas_threads`; all cores by default):
-    minivgg's batch-1 latency was 1.6-2.2 ms so against 2.5-3.0 ms on one BLAS thread (2 cores,
-    alternating fresh processes). The count stays as the last call left it, so a training step's
-    dense layers run on one BLAS thread as well, and no idle BLAS thread spins beside the workers.
+    One piece, one worker, or a call from a worker runs in the calling thread, with OpenBLAS
+    on the count it has (all cores unless the program set it): minivgg's batch-1 latency was
+    1.6-2.2 ms so against 2.5-3.0 ms on one BLAS thread (2 cores, alternating fresh processes).
+    While the workers run, OpenBLAS runs on one thread, and it gets its count back afterwards.
     """
-    if _workers is None:
-        return [fn(s) for s in slices]
-    if len(slices) < 2:
-        _blas_threads(_blas_own)
-        return [fn(s) for s in slices]
-    _blas_threads(1)
-    return list(_workers.map(fn, slices))
+    pool = None if len(pieces) < 2 or in_worker() else _pool()
+    if pool is None:
+        return [fn(p) for p in pieces]
+    with _OneBlasThread():
+        return list(pool.map(fn, pieces))
 
 
 def set_cpu_policy():
-    """The process-wide settings minifer's CPU speed figures are measured with.
-
-    * OpenMP threads (Numba's kernels) wait passively between kernels
-      (``OMP_WAIT_POLICY=PASSIVE`` unless already set), so they do not steal the
-      cores from the OpenBLAS GEMM that runs right after. Measured on 2 cores:
-      batch-1 minivgg latency 60 ms with the default (active) policy, 4.6 ms
-      passive. It takes effect only if called before the first parallel kernel
-      runs (OpenMP reads it once, when it starts).
-    * glibc keeps freed memory (:func:`keep_freed_memory`).
-    * One minifer worker thread per core (:func:`set_workers`): each convolution's chunks of
-      images run side by side on them.
-
-    The command lines call it first thing in ``main()``; library code never does.
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    keep_freed_memory()
-    set_workers(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    """Does nothing; kept for old scripts. minifer is fast without it: its worker threads start
+    by themselves on the first kernel call (:func:`map_chunks`), and it sets no environment
+    variable and no allocator policy."""
 
 
 if os.environ.get("MINIFER_DEVICE", "cpu").lower() not in ("", "cpu"):

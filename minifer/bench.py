@@ -9,10 +9,11 @@ Prints, for ``minivgg`` on 48x48x1 inputs:
   Python if it has PyTorch), the same network in PyTorch (``benchmarks/torch_minivgg.py``);
 - the per-layer forward/backward time split of one training step.
 
-The protocol is the fair one: every round of each side runs in its own fresh process
-(``--one-round`` for minifer), with an environment cleaned of thread and BLAS-kernel variables
-(:func:`minifer.timing.clean_env`: no ``OMP_WAIT_POLICY`` or ``OPENBLAS_CORETYPE`` passed from one
-side to the other; minifer's child sets its own policy as every minifer command line does).
+Each side is measured as a new user's own script runs it: minifer's round builds ``minivgg()``,
+trains it with ``SGD`` and ``SoftmaxCrossEntropy`` (forward, loss, backward, step) and then times
+``model.eval(); model.forward(x)``, with no set-up call of any kind (:func:`minifer.timing.throughput`).
+Every round of each side runs in its own fresh process (``--one-round`` for minifer), with an
+environment cleaned of thread, BLAS-kernel and minifer variables (:func:`minifer.timing.clean_env`).
 The sides alternate for ``--rounds`` rounds; every round is printed, and the table shows the
 medians.
 """
@@ -21,7 +22,7 @@ import json
 import os
 import sys
 
-from . import backend, timing, zoo
+from . import timing, zoo
 from ._version import add_version_option
 
 FIGURES = (("training (batch {train}), images/s", "train_ips", True),
@@ -80,12 +81,10 @@ def main(argv=None):
     add_version_option(p)
     args = p.parse_args(argv)
     if args.one_round:   # print this process's figures as JSON, for the parent
-        backend.set_cpu_policy()
         print(json.dumps(timing.throughput(zoo.minivgg(), args.train_batch, args.infer_batch, args.repeat)))
         return 0
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    gf = timing.matmul_gflops()     # OpenBLAS on all its threads: before the policy makes it one
-    backend.set_cpu_policy()        # the per-layer split below runs as the children do
+    gf = timing.matmul_gflops()     # OpenBLAS on all its threads
     print(f"machine: {threads} threads, float32 matmul {gf:.0f} GFLOP/s (2048^3)")
     gflop = zoo.minivgg().flops() / 1e9
     print(f"minivgg: {gflop:.3f} GFLOP/image forward; GEMM-bound training ceiling "

@@ -9,7 +9,9 @@ is linear, so the pair is one layer with
 
 :func:`fold_batchnorm` returns such a copy of a model: fewer passes over memory per image, the
 same outputs up to float32 rounding. The copy is for inference only (it has no batch-norm left
-to train); the original is untouched.
+to train); the original is untouched. ``Sequential.forward`` does the same by itself in
+evaluation mode, pair by pair (:func:`fold_pair`), keeping the folded layers while the weights
+stay the same.
 """
 import copy
 
@@ -32,6 +34,19 @@ def _fold(layer, bn):
     return layer
 
 
+def fold_pair(layer, bn):
+    """A new layer of ``layer``'s type (Conv2d or Dense, in evaluation mode) that computes
+    ``bn(layer(x))`` with ``bn``'s running statistics; neither of the two is changed."""
+    new = copy.copy(layer)
+    new.params, new.cache, new.training = dict(layer.params), None, False
+    return _fold(new, bn)
+
+
+def folds(layer, nxt):
+    """Whether ``nxt`` is a batch-norm that can be folded into ``layer``."""
+    return isinstance(layer, (Conv2d, Dense)) and isinstance(nxt, BatchNorm)
+
+
 def fold_batchnorm(model):
     """A copy of ``model`` (a ``Sequential``, or an ``Ensemble`` of them) in evaluation mode,
     with every batch-norm that follows a Conv2d or Dense folded into it."""
@@ -45,7 +60,7 @@ def fold_batchnorm(model):
     while i < len(folded.layers):
         layer = folded.layers[i]
         nxt = folded.layers[i + 1] if i + 1 < len(folded.layers) else None
-        if isinstance(layer, (Conv2d, Dense)) and isinstance(nxt, BatchNorm):
+        if folds(layer, nxt):
             layers.append(_fold(layer, nxt))
             i += 2
         else:

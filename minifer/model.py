@@ -1,5 +1,11 @@
 """Sequential: a list of layers run forward in order and backward in reverse.
 
+In evaluation mode ``forward`` runs each convolution or dense layer and the batch-norm after it
+as one layer, with the batch-norm folded into its weights and bias (:mod:`minifer.folding`):
+fewer passes over memory, the same outputs up to float32 rounding. The folded layers are kept
+from call to call while the weights stay the same, and ``backward`` after such a forward first
+runs the layers' own forward again, so gradients are those of the unfolded network.
+
 Weights are saved as ``.npz`` with flat ``layer/param`` keys plus JSON
 metadata holding the architecture, so :func:`load_model` rebuilds the model
 from the file alone (see :mod:`minifer.io`).
@@ -8,6 +14,7 @@ import numpy as np
 
 from . import backend
 from ._version import __version__
+from .folding import fold_pair, folds
 from .io import WeightsError, load_npz, save_npz
 from .layers import LAYERS, Parameter, ReLU
 from .layers.loss import softmax
@@ -29,6 +36,8 @@ class Sequential:
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate layer names: {names}")
         self.meta = {}                          # classes, input_shape, preprocess, ...
+        self._folded = None                     # (what it was folded from, eval mode's steps): _plan
+        self._replay = None                     # the input of a folded forward, for backward
 
     # ---- running ---------------------------------------------------------------
     def _steps(self):
@@ -42,12 +51,43 @@ class Sequential:
             i += 2 if relu else 1
         return steps
 
+    def _plan(self):
+        """Evaluation mode's steps ``[(layer, relu)]``: each Conv2d or Dense step followed by a
+        batch-norm in evaluation mode is one folded layer (:func:`minifer.folding.fold_pair`);
+        None when nothing folds (training). The folded layers are made again when any array they
+        come from is replaced (loading, training's running statistics) or changed in place by an
+        optimizer (which bumps its ``version``), and when ``train()`` is called."""
+        layers, steps = self.layers, self._steps()
+        pairs = {i for i, _ in steps
+                 if i + 1 < len(layers) and not layers[i + 1].training and folds(layers[i], layers[i + 1])}
+        if not pairs:
+            return None
+        source = [(obj, version) for i in sorted(pairs) for layer in layers[i:i + 2]
+                  for obj, version in [(layer, None), *_arrays(layer)]]
+        if self._folded is None or not _same(self._folded[0], source):
+            relu_of = dict(steps)
+            self._folded = (source, [(fold_pair(layers[i], layers[i + 1]), relu_of[i + 1]) if i in pairs
+                                     else (layers[i], relu) for i, relu in steps if i - 1 not in pairs])
+        return self._folded[1]
+
+    def _run(self, x, steps, keep=True):
+        """``x`` through ``steps``; ``keep=False``: each layer's cache let go as soon as it ran."""
+        for layer, relu in steps:
+            x = layer.forward(x, relu=True) if relu else layer.forward(x)
+            if not keep:
+                layer.cache = None
+        return x
+
     def forward(self, x):
         """Run every layer in order (also ``model(x)``), each ReLU fused into the layer before it
-        where that layer can apply it (the same result)."""
-        for i, relu in self._steps():
-            x = self.layers[i].forward(x, relu=True) if relu else self.layers[i].forward(x)
-        return x
+        where that layer can apply it, and in evaluation mode each batch-norm folded into the
+        convolution or dense layer before it (the same result, up to float32 rounding)."""
+        plan = self._plan()
+        if plan is None:
+            self._replay = None
+            return self._run(x, [(self.layers[i], relu) for i, relu in self._steps()])
+        self._replay = x                # backward runs the layers' own forward again: no caches kept
+        return self._run(x, plan, keep=False)
 
     __call__ = forward
 
@@ -57,6 +97,9 @@ class Sequential:
         Without ``input_grad`` it stops below the lowest layer that has trainable
         parameters, so frozen early layers cost nothing in the backward pass.
         """
+        if self._replay is not None:            # a folded forward: the layers' caches come from their own
+            x, self._replay = self._replay, None
+            self._run(x, [(self.layers[i], relu) for i, relu in self._steps()])
         stop = 0 if input_grad else next((i for i, l in enumerate(self.layers) if l.trainable), len(self.layers))
         for i, _ in reversed(self._steps()):
             if i < stop:
@@ -70,6 +113,8 @@ class Sequential:
         """Training mode for every layer (dropout on, batch statistics)."""
         for layer in self.layers:
             layer.training = mode
+        if mode:
+            self._folded = self._replay = None
         return self
 
     def eval(self):
@@ -86,6 +131,7 @@ class Sequential:
             out.append(backend.to_host(softmax(z)))
             for l in self.layers:
                 l.cache = None
+            self._replay = None
         for l, t in zip(self.layers, was):
             l.training = t
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
@@ -180,6 +226,16 @@ class Sequential:
         m = dict(self.meta, **meta)
         m.update(architecture=self.architecture(), name=self.name, minifer_version=__version__)
         save_npz(path, self.state_dict(), m, dtype=dtype, compress=compress)
+
+
+def _arrays(layer):
+    """``[(array, version)]`` of a layer's parameters (versions bumped by optimizers) and buffers."""
+    return [(p.data, p.version) for p in layer.params.values()] + [(b, None) for b in layer.buffers.values()]
+
+
+def _same(a, b):
+    """Whether two lists of ``(object, version)`` hold the very same objects at the same versions."""
+    return len(a) == len(b) and all(x is y and v == w for (x, v), (y, w) in zip(a, b))
 
 
 def build_from_architecture(arch, name="model"):

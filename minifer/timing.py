@@ -102,15 +102,15 @@ def layer_split(model, batch, repeat=3):
 
 
 def throughput(model, train_batch=64, infer_batch=256, repeat=5):
-    """Training and inference images/s and single-image latency of one round (inference
-    with batch-norm folded into the layers before it, :mod:`minifer.folding`).
+    """Training and inference images/s and single-image latency of one round, as a user's own
+    script gets them: the training step of :func:`train_step_fn`, then ``model.eval()`` and
+    ``model.forward(x)`` (nothing set up beforehand, no folded copy made by hand).
 
     Returns ``{"train_ips", "infer_ips", "latency_ms"}``.
     """
-    from .folding import fold_batchnorm
     res = {"train_ips": train_batch / median_time(train_step_fn(model, train_batch), repeat)}
     x, _ = _random_batch(model, infer_batch, seed=1)
-    model = fold_batchnorm(model)     # inference as minifer runs it: batch-norm folded
+    model.eval()
     res["infer_ips"] = infer_batch / median_time(lambda: model.forward(x), repeat)
     x1 = x[:1]
     res["latency_ms"] = 1000 * median_time(lambda: model.forward(x1), max(20, repeat * 5), warmup=3)
@@ -129,13 +129,13 @@ class SideError(RuntimeError):
     """One side of the comparison failed; the message is its last line of stderr."""
 
 
-#: Variables that set a framework's threads or kernels: neither side passes its own to the other.
-THREAD_VARIABLES = ("OMP_", "KMP_", "GOMP_", "MKL_", "OPENBLAS_", "NUMBA_", "GOTO_", "VECLIB_")
+#: Variables that set a framework's threads, kernels or device: no side runs with any of them.
+THREAD_VARIABLES = ("OMP_", "KMP_", "GOMP_", "MKL_", "OPENBLAS_", "NUMBA_", "GOTO_", "VECLIB_", "MINIFER_")
 
 
 def clean_env():
-    """``os.environ`` without any thread or BLAS-kernel variable (``OMP_WAIT_POLICY``,
-    ``OPENBLAS_CORETYPE``, ``OPENBLAS_L2_SIZE``, ...), so each side runs as it would alone."""
+    """``os.environ`` without any thread, BLAS-kernel or minifer variable (``OMP_WAIT_POLICY``,
+    ``OPENBLAS_CORETYPE``, ``MINIFER_DEVICE``, ...), so each side runs as a new user's script does."""
     return {k: v for k, v in os.environ.items() if not k.startswith(THREAD_VARIABLES)}
 
 

@@ -25,6 +25,8 @@ TIERS = [
 COMMAND_LINES = set(TIERS[-1])
 # minifer.detect_emotions / EmotionRecognizer: imported by the package root's __getattr__ only
 ROOT_LAZY_API = {"minifer.fer.recognizer", "minifer.fer"}
+# the variables a clean environment has none of (as minifer.timing.clean_env)
+THREAD_VARIABLES = ("OMP_", "KMP_", "GOMP_", "MKL_", "OPENBLAS_", "NUMBA_", "GOTO_", "VECLIB_", "MINIFER_")
 
 
 def module_name(path):
@@ -158,7 +160,7 @@ print(json.dumps({"changed": sorted(k for k in set(before) | set(after) if befor
 
 
 def test_importing_any_module_leaves_the_environment_alone():
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OPENCV_LOG_LEVEL")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(THREAD_VARIABLES) and k != "OPENCV_LOG_LEVEL"}
     out = subprocess.run([sys.executable, "-c", IMPORT_ALL], env=env, cwd=ROOT, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -168,13 +170,50 @@ def test_importing_any_module_leaves_the_environment_alone():
     assert res["heavy"] == []
 
 
-def test_set_cpu_policy_is_the_place_that_changes_it():
-    code = ("import os; from minifer import backend; backend.set_cpu_policy(); "
-            "print(os.environ.get('OMP_WAIT_POLICY'))")
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
-                         timeout=120)
-    assert out.stdout.strip() == "PASSIVE", out.stderr[-1000:]
+TRAIN_AND_PREDICT = r"""
+import json, os
+import cv2, matplotlib, numba   # third-party libraries may change it at their own import (cv2 does)
+before = dict(os.environ)
+import numpy as np
+import minifer
+from minifer import backend, optim, zoo
+from minifer.layers import SoftmaxCrossEntropy
+blas = backend.openblas_function("get_num_threads")
+threads = blas() if blas else None
+model = zoo.minivgg(seed=0)                      # the loop of docs/09, with nothing set up first
+opt = optim.SGD(model.params(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+loss = SoftmaxCrossEntropy()
+rng = np.random.default_rng(0)
+x, y = rng.standard_normal((16, 48, 48, 1), dtype=np.float32), rng.integers(0, 7, 16)
+loss(model.forward(x), y)
+model.backward(loss.backward())
+opt.step()
+model.eval()
+model.forward(x[:1])
+model.predict_proba(x)
+faces = minifer.detect_emotions("examples/images/astronaut.jpg")
+after = dict(os.environ)
+from numba.np.ufunc import parallel
+print(json.dumps({"changed": sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k)),
+                  "faces": len(faces), "workers": backend._workers is not None,
+                  "numba_pool": parallel._is_initialized, "blas": [threads, blas() if blas else None]}))
+"""
+
+
+def test_a_training_step_and_a_prediction_leave_the_environment_alone():
+    """A user's script, in a fresh process with a clean environment: a training step, a prediction
+    and a photo's emotions change no environment variable, start minifer's worker threads and not
+    Numba's thread pool, and leave OpenBLAS's thread count as they found it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(THREAD_VARIABLES)}
+    out = subprocess.run([sys.executable, "-c", TRAIN_AND_PREDICT], env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["changed"] == [], f"minifer changed os.environ: {res['changed']}"
+    assert res["faces"] >= 1
+    assert res["workers"] == (len(os.sched_getaffinity(0)) > 1 if hasattr(os, "sched_getaffinity") else True)
+    assert res["numba_pool"] is False
+    assert res["blas"][0] == res["blas"][1]
 
 
 @pytest.mark.parametrize("tiers_doc", ["docs/architecture.md"])

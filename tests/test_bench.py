@@ -13,13 +13,14 @@ def test_clean_env_drops_thread_and_kernel_variables(monkeypatch):
     for k in ("OMP_WAIT_POLICY", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "NUMBA_NUM_THREADS",
               "MKL_NUM_THREADS"):
         monkeypatch.setenv(k, "1")
-    monkeypatch.setenv("MINIFER_KEEP_ME", "yes")
+    monkeypatch.setenv("MINIFER_DEVICE", "gpu")
+    monkeypatch.setenv("KEEP_ME_MINIFER", "yes")
     env = timing.clean_env()
-    assert not [k for k in env if k.startswith(timing.THREAD_VARIABLES)]
-    assert env["MINIFER_KEEP_ME"] == "yes"
+    assert not [k for k in env if k.startswith(timing.THREAD_VARIABLES)] and "MINIFER_DEVICE" not in env
+    assert env["KEEP_ME_MINIFER"] == "yes"
     # a side's fresh process sees the cleaned environment
     code = ("import json, os; print(json.dumps({k: v for k, v in os.environ.items() "
-            "if k.startswith(('OMP_', 'OPENBLAS_', 'NUMBA_', 'MKL_'))}))")
+            "if k.startswith(('OMP_', 'OPENBLAS_', 'NUMBA_', 'MKL_', 'MINIFER_'))}))")
     assert timing.run_side([sys.executable, "-c", code]) == {}
 
 

@@ -57,3 +57,48 @@ def test_ensemble_members_are_folded():
     folded = fold_batchnorm(ens)
     np.testing.assert_allclose(folded.predict_proba(x), ens.predict_proba(x), atol=1e-5)
     assert sum(isinstance(l, (BatchNorm1d, BatchNorm2d)) for l in ens.members[0].layers) == 7
+
+
+def test_eval_mode_folds_by_itself_and_keeps_it_while_the_weights_stay():
+    """``model.eval(); model.forward(x)`` runs the folded network (the same layers as
+    ``fold_batchnorm``'s), keeps it from call to call, and folds again when the weights change."""
+    from minifer import optim
+    from minifer.layers import SoftmaxCrossEntropy
+    model = _trained_looking(zoo.minivgg(seed=0))
+    x = np.random.default_rng(1).standard_normal((3, 48, 48, 1), dtype=np.float32)
+    out = model.eval().forward(x)
+    plan = model._plan()
+    assert [type(l).__name__ for l, _ in plan] == [type(l).__name__ for l in fold_batchnorm(model).layers
+                                                   if type(l).__name__ != "ReLU"]
+    np.testing.assert_allclose(out, fold_batchnorm(model).forward(x), rtol=1e-6, atol=1e-6)
+    model.forward(x)
+    assert model._plan()[0][0] is plan[0][0]                      # kept while nothing changed
+    w = model.layers[0].params["W"]
+    w.data = w.data * 2                                           # a new array: folded again
+    assert model._plan()[0][0] is not plan[0][0]
+    np.testing.assert_allclose(model.forward(x), fold_batchnorm(model).forward(x), rtol=1e-6, atol=1e-6)
+    model.train()                                                 # a training step: running stats and
+    loss, opt = SoftmaxCrossEntropy(), optim.SGD(model.params(), lr=0.1)   # weights change in place
+    loss(model.forward(x), np.array([0, 1, 2]))
+    model.backward(loss.backward())
+    opt.step()
+    assert model._plan() is None and model._folded is None
+    np.testing.assert_allclose(model.eval().forward(x), fold_batchnorm(model).forward(x), rtol=1e-6, atol=1e-6)
+    state = {k: v * 0.5 for k, v in model.state_dict().items()}
+    model.load_state_dict(state)                                  # loading replaces the arrays
+    np.testing.assert_allclose(model.forward(x), fold_batchnorm(model).forward(x), rtol=1e-6, atol=1e-6)
+
+
+def test_eval_mode_gradients_are_the_unfolded_networks():
+    """A gradient check in evaluation mode: the parameters change in place between calls, and the
+    backward pass after a folded forward runs the layers' own forward again."""
+    from minifer.gradcheck import check_model
+    from minifer.layers import SoftmaxCrossEntropy
+    rng = np.random.default_rng(5)
+    model = Sequential([Conv2d(1, 8, 3, padding=1, bias=False, rng=rng), BatchNorm2d(8), ReLU(),
+                        Conv2d(8, 8, 3, padding=1, rng=rng), BatchNorm2d(8), ReLU(),     # Winograd
+                        Flatten(), Dense(8 * 6 * 6, 4, rng=rng), BatchNorm1d(4)])
+    _trained_looking(model, seed=6).eval()
+    errs = check_model(model, rng.standard_normal((2, 6, 6, 1)), np.array([0, 3]), SoftmaxCrossEntropy(),
+                       max_checks=6)
+    assert max(errs.values()) < 1e-5, errs

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from minifer import backend
 from minifer.ops import cpu, reference as ref
 
 rng = np.random.default_rng(0)
@@ -18,11 +19,27 @@ def _gpu_or_skip():
     return cp, gpu
 
 
-@pytest.fixture(params=["serial", "parallel"], autouse=True)
-def build(request, monkeypatch):
-    """Every CPU kernel test runs on both builds: serial (small inputs) and parallel."""
-    monkeypatch.setattr(cpu, "SERIAL_MAX", 1 << 62 if request.param == "serial" else -1)
-    return request.param
+@pytest.fixture(params=["whole", "split"], autouse=True)
+def split(request, monkeypatch):
+    """Every CPU kernel test runs whole in the calling thread (small inputs) and split into row
+    ranges on two of minifer's worker threads (large inputs)."""
+    if request.param == "whole":
+        monkeypatch.setattr(cpu, "SERIAL_MAX", 1 << 62)
+        yield request.param
+        return
+    monkeypatch.setattr(cpu, "SERIAL_MAX", -1)
+    backend.set_workers(2)
+    yield request.param
+    backend.set_workers(None)
+
+
+def test_split_calls_run_in_pieces_on_the_workers(split):
+    pieces = cpu._ranges(10, 100)
+    assert pieces[0][0] == 0 and pieces[-1][1] == 10
+    assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:]))
+    assert len(pieces) == (1 if split == "whole" else 2 * cpu.PIECES)
+    seen = cpu._rows(lambda lo, hi: backend.in_worker(), 10, 100)
+    assert all(seen) == (split == "split") and not backend.in_worker()
 
 
 @pytest.mark.parametrize("shape,k,s,p", SHAPES)
@@ -31,23 +48,16 @@ def test_im2col_numba_matches_reference(shape, k, s, p):
     np.testing.assert_array_equal(cpu.im2col(x, k, k, s, p), ref.im2col(x, k, k, s, p))
 
 
-def exactness(build):
-    """(dtype, rtol) of the adjoint checks: float64 to 1e-10 on the serial build; the parallel build in
-    float32, as it runs in training (a float64 parallel copy of each kernel, compiled for these checks
-    alone, took this file from about 95 to 130 s from an empty Numba cache on the project machine)."""
-    return (np.float64, 1e-10) if build == "serial" else (np.float32, 1e-5)
-
-
 def dot(a, b):
     return float((np.asarray(a, np.float64) * b).sum())
 
 
 @pytest.mark.parametrize("shape,k,s,p", SHAPES)
-def test_col2im_is_the_adjoint_of_im2col(shape, k, s, p, build):
-    """<im2col(x), c> == <x, col2im(c)> for all x, c: col2im is im2col's transpose."""
-    dtype, rtol = exactness(build)
-    x = rng.standard_normal(shape).astype(dtype)
-    cols = rng.standard_normal(ref.im2col(x, k, k, s, p).shape).astype(dtype)
+def test_col2im_is_the_adjoint_of_im2col(shape, k, s, p):
+    """<im2col(x), c> == <x, col2im(c)> for all x, c: col2im is im2col's transpose (float64)."""
+    rtol = 1e-10
+    x = rng.standard_normal(shape)
+    cols = rng.standard_normal(ref.im2col(x, k, k, s, p).shape)
     dx_fast = cpu.col2im(cols, shape, k, k, s, p)
     np.testing.assert_allclose(dx_fast, ref.col2im(cols, shape, k, k, s, p), rtol=rtol, atol=rtol)
     assert dot(ref.im2col(x, k, k, s, p), cols) == pytest.approx(dot(x, dx_fast), rel=rtol)
@@ -113,10 +123,10 @@ def test_winograd_tiles_numba_match_reference(shape, pad):
 
 
 @pytest.mark.parametrize("shape,pad", WINO_SHAPES)
-def test_winograd_adjoints(shape, pad, build):
+def test_winograd_adjoints(shape, pad):
     """<untile(M), dY> == <M, untile_adjoint(dY)>, <tiles(x), dV> == <x, tiles_adjoint(dV)> and
-    <filter(w), dU> == <w, filter_adjoint(dU)>."""
-    dtype, rtol = exactness(build)
+    <filter(w), dU> == <w, filter_adjoint(dU)> (float64)."""
+    dtype, rtol = np.float64, 1e-10
     oh, ow, th, tw = ref.winograd_grid(shape[1], shape[2], pad)
     m = rng.standard_normal((16, shape[0] * th * tw, 3)).astype(dtype)
     dy = rng.standard_normal((shape[0], oh, ow, 3)).astype(dtype)
@@ -201,11 +211,10 @@ def test_gpu_kernels_match_reference():
     np.testing.assert_array_equal(arg.get(), cpu.maxpool_forward(x, 3, 2)[1])
 
 
-def test_serial_and_parallel_builds_are_cached_apart():
-    """Numba's disk cache files a kernel under its name and line, not its options (numba issue
-    6845): the serial build must have a name of its own or it would load the parallel machine code."""
-    pairs = [v for v in vars(cpu).values() if isinstance(v, tuple) and len(v) == 2 and hasattr(v[0], "py_func")]
-    assert len(pairs) >= 6
-    for par, ser in pairs:
-        assert par.targetoptions.get("parallel") and ser.targetoptions.get("nogil")
-        assert ser.py_func.__qualname__ == par.py_func.__qualname__ + "_serial"
+def test_no_kernel_starts_numbas_thread_pool():
+    """Every kernel is a serial ``nogil`` build (minifer's workers are the parallelism), so Numba's
+    OpenMP threads never compete with OpenBLAS's for the cores."""
+    kernels = [v for v in vars(cpu).values() if hasattr(v, "py_func") and hasattr(v, "targetoptions")]
+    assert len(kernels) >= 10
+    for k in kernels:
+        assert k.targetoptions.get("nogil") and not k.targetoptions.get("parallel"), k.py_func.__name__
