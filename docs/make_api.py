@@ -21,10 +21,10 @@ PKG = ROOT / "minifer"
 OUT = ROOT / "docs" / "api.md"
 
 # Command-line modules: documented in the table at the end, not as library API.
-COMMAND_LINES = ("predict", "train", "evaluate", "convert", "bench")
+COMMAND_LINES = ("predict", "train", "evaluate", "convert", "bench", "exercises")
 # Tier order of the sections (docs/architecture.md); modules are found by walking minifer/.
-ORDER = ["_version", "backend", "ops", "layers", "model", "io", "optim", "schedules", "gradcheck", "zoo",
-         "averaging", "timing", "formats", "fer"]
+ORDER = ["_version", "backend", "ops", "layers", "model", "io", "optim", "schedules", "gradcheck", "fit", "zoo",
+         "averaging", "timing", "formats", "fer", "classroom"]
 # Extra notes under a section's heading.
 INTRO = {
     "minifer.layers.base": "Every layer has `forward(x)`, `backward(dout)`, `config()`, "
@@ -163,6 +163,7 @@ CLI = """## Command-line tools
 | `python -m minifer.predict IMAGE... / --video SOURCE` | emotions of the faces in photos, a video or a camera | [09](09_training_and_curves.md), `examples/06`, `examples/07` |
 | `python -m minifer.convert SRC DST.npz` | pretrained VGG16 (ONNX, Keras h5, PyTorch) -> minifer `.npz` | [11](11_transfer_learning.md) |
 | `python -m minifer.bench` | throughput, latency, per-layer time split (and the same network in PyTorch, when importable) | [13](13_performance.md) |
+| `python -m minifer.exercises start\\|check\\|grade\\|solve` | graded exercises cut from the library's code: a student's folder, its checks, a class's grades | [learners](exercises_learners.md), [instructors](exercises_instructors.md) |
 
 Each prints its options with `--help`.
 """

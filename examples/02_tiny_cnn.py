@@ -6,9 +6,10 @@
 
 Faces come from --data (default ../shared/data/fer2013/fer2013_train_val.npz: the first images of
 its train and val splits). If that file is missing, or with --synthetic, the script draws simple
-cartoon faces with three expressions (happy, sad, surprise), so it runs anywhere. The training loop
-is written out here (forward, loss, backward, optimizer step) instead of calling minifer.train, so
-every step is visible; see docs/09_training_and_curves.md.
+cartoon faces with three expressions (happy, sad, surprise), so it runs anywhere. The network is
+minifer.zoo.tiny_cnn and the training loop minifer.fit.train_epoch (forward, loss, backward,
+optimizer step: one screen to read, and the last exercise of python -m minifer.exercises) instead
+of minifer.train; see docs/09_training_and_curves.md.
 """
 import argparse
 import sys
@@ -20,12 +21,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from minifer import backend  # noqa: E402
-from minifer import Sequential, optim  # noqa: E402
+from minifer import backend, optim, zoo  # noqa: E402
 from minifer.fer import augment, data  # noqa: E402
 from minifer.fer.classes import CLASSES, gray_preprocess, model_input  # noqa: E402
-from minifer.layers import (BatchNorm2d, Conv2d, Dense, Flatten, MaxPool2d, ReLU,  # noqa: E402
-                            SoftmaxCrossEntropy)
+from minifer.fit import train_epoch  # noqa: E402
+from minifer.layers import SoftmaxCrossEntropy  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013_train_val.npz"
 SYNTHETIC_CLASSES = ["happy", "sad", "surprise"]
@@ -66,20 +66,6 @@ def load(args, rng):
     return x_tr, y_tr, x_va, y_va, SYNTHETIC_CLASSES, "synthetic cartoon faces"
 
 
-def tiny_cnn(num_classes, rng):
-    """48x48x1 -> three conv-BN-ReLU-pool blocks (8, 16, 32 channels) -> 6x6x32 -> dense."""
-    layers, cin = [], 1
-    for cout in (8, 16, 32):
-        layers += [Conv2d(cin, cout, 3, padding=1, bias=False, rng=rng), BatchNorm2d(cout), ReLU(),
-                   MaxPool2d(2)]
-        cin = cout
-    head = Dense(6 * 6 * 32, num_classes, rng=rng)
-    head.params["W"].data *= 0.1        # small logits at the start: the first loss is near log(K)
-    model = Sequential(layers + [Flatten(), head], name="tiny_cnn")
-    model.meta["input_shape"] = [48, 48, 1]
-    return model
-
-
 def main(argv=None):
     backend.set_cpu_policy()    # as minifer's command lines: passive OpenMP wait, freed memory kept
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
@@ -102,7 +88,7 @@ def main(argv=None):
     mean, std = data.pixel_mean_std(x_tr)
     print(f"data: {source}: {len(x_tr)} training, {len(x_va)} validation faces, {len(classes)} classes")
 
-    model = tiny_cnn(len(classes), rng)
+    model = zoo.tiny_cnn(len(classes), seed=args.seed)    # 48x48x1 -> 3 conv blocks -> 6x6x32 -> dense
     print(model.summary())
     opt = optim.Adam(model.params(), lr=args.lr)
     loss_fn = SoftmaxCrossEntropy()
@@ -111,28 +97,19 @@ def main(argv=None):
     x_val = model_input(x_va, model.meta)                        # (x / 255 - mean) / std
     print(f"chance-level loss for {len(classes)} classes: {np.log(len(classes)):.3f}")
 
-    first = last = None
+    def transform(faces, rng):                                   # uint8 (B, 48, 48) -> model input
+        xb = aug(faces[..., None].astype(np.float32) / 255, rng)   # augment in [0, 1]
+        return (xb - np.float32(mean)) / np.float32(std)           # then normalise
+
+    losses = []
     for epoch in range(1, args.epochs + 1):
         t0 = time.perf_counter()
-        model.train()
-        order = rng.permutation(len(x_tr))
-        running = []
-        for step, s in enumerate(range(0, len(order), args.batch_size), 1):
-            idx = order[s:s + args.batch_size]
-            xb = aug(x_tr[idx, :, :, None].astype(np.float32) / 255, rng)   # augment in [0, 1]
-            xb = (xb - np.float32(mean)) / np.float32(std)                  # then normalise
-            loss = loss_fn(model.forward(xb), y_tr[idx])                    # forward + loss
-            model.backward(loss_fn.backward())                              # backward
-            opt.step()                                                      # update
-            running.append(loss)
-            first = loss if first is None else first
-            if step % 10 == 0:
-                print(f"  epoch {epoch} step {step:3d}: loss {np.mean(running[-10:]):.3f}")
-        last = float(np.mean(running))
+        loss, acc = train_epoch(model, loss_fn, opt, x_tr, y_tr, args.batch_size, rng, transform)
+        losses.append(loss)
         val_acc = float((model.predict_proba(x_val).argmax(1) == y_va).mean())
-        print(f"epoch {epoch}: mean training loss {last:.3f}, validation accuracy {val_acc * 100:.1f}% "
-              f"({time.perf_counter() - t0:.1f} s)")
-    print(f"loss: first batch {first:.3f} -> last epoch mean {last:.3f}")
+        print(f"epoch {epoch}: mean training loss {loss:.3f}, training accuracy {acc * 100:.1f}%, "
+              f"validation accuracy {val_acc * 100:.1f}% ({time.perf_counter() - t0:.1f} s)")
+    print(f"mean training loss: first epoch {losses[0]:.3f} -> last epoch {losses[-1]:.3f}")
     return 0
 
 

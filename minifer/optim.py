@@ -69,6 +69,7 @@ class SGD(Optimizer):
     def update(self, p, g, st, lr, wd):
         if wd:
             g = g + wd * p.data
+        # exercise: sgd_nesterov
         if self.momentum:
             v = st.get("v")
             if v is None:
@@ -78,6 +79,7 @@ class SGD(Optimizer):
                 v += g
             g = g + self.momentum * v if self.nesterov else v
         p.data -= lr * g
+        # end exercise
 
 
 class Adam(Optimizer):
@@ -95,6 +97,7 @@ class Adam(Optimizer):
             p.data -= lr * wd * p.data
         elif wd:
             g = g + wd * p.data
+        # exercise: adam
         if "m" not in st:
             st["m"], st["v"] = xp.zeros_like(p.data), xp.zeros_like(p.data)
         m, v = st["m"], st["v"]
@@ -104,6 +107,7 @@ class Adam(Optimizer):
         v += (1 - self.b2) * (g * g)
         step = lr * math.sqrt(1 - self.b2 ** self.t) / (1 - self.b1 ** self.t)
         p.data -= step * m / (xp.sqrt(v) + self.eps * math.sqrt(1 - self.b2 ** self.t))
+        # end exercise
 
 
 class AdamW(Adam):

@@ -1,4 +1,4 @@
-"""Model zoo: ``minivgg`` (the project's reference network) and VGG16.
+"""Model zoo: ``minivgg`` (the project's reference network), VGG16 and a tiny CNN to learn with.
 
 minivgg, for 48x48x1 faces (padding 1 everywhere)::
 
@@ -56,6 +56,23 @@ def minivgg_wide(**kw):
     the batch-1 latency of ``minivgg`` (3.5 vs 2.4 ms on the project's 2-core CPU)."""
     model = minivgg(widths=(40, 80, 160), **kw)
     model.name = "minivgg_wide"
+    return model
+
+
+def tiny_cnn(num_classes=3, in_channels=1, input_size=48, widths=(8, 16, 32), seed=0, classes=None):
+    """A network to learn with (``examples/02_tiny_cnn.py``, the classroom's exercises): per width
+    a conv3x3 (no bias), BN, ReLU and maxpool2 block, then one dense layer whose weights start 10x
+    smaller than He's, so the first loss is near log(K)."""
+    rng = np.random.default_rng(seed)
+    layers, cin = [], in_channels
+    for b, w in enumerate(widths, 1):
+        layers += _conv_bn_relu(cin, w, f"b{b}", rng) + [MaxPool2d(2, name=f"b{b}_pool")]
+        cin = w
+    side = input_size // 2 ** len(widths)
+    head = Dense(side * side * cin, num_classes, name="fc", rng=rng)
+    head.params["W"].data *= 0.1
+    model = Sequential(layers + [Flatten(name="flatten"), head], name="tiny_cnn")
+    model.meta = _meta(input_size, in_channels, num_classes, classes)
     return model
 
 

@@ -18,9 +18,9 @@ TIERS = [
     ("ops",),
     ("layers",),
     ("model", "io", "optim", "schedules", "gradcheck", "zoo", "averaging", "folding", "formats",
-     "timing"),
-    ("fer",),
-    ("predict", "train", "evaluate", "convert", "bench", "serve"),
+     "timing", "fit"),
+    ("fer", "classroom"),
+    ("predict", "train", "evaluate", "convert", "bench", "serve", "exercises"),
 ]
 COMMAND_LINES = set(TIERS[-1])
 # minifer.detect_emotions / EmotionRecognizer: imported by the package root's __getattr__ only

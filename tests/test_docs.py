@@ -4,7 +4,8 @@ Runner rules (see docs/index.md):
 
 * every fenced block whose info string is exactly ``python`` is executed, in
   order, in one namespace per Markdown file, with a fresh temporary folder as
-  the working directory;
+  the working directory: a chapter of docs/ as its notebook (docs/notebooks.py),
+  cell by cell in a real Jupyter kernel, the README in this process;
 * ``python no-run`` blocks (GPU-only code, long trainings) are shown, not run;
 * any other language (``bash``, ``text``) is never run.
 """
@@ -41,17 +42,50 @@ def test_the_tutorial_is_there():
         assert any(n.startswith(e) if e.endswith("_") else n == e for n in names), e
 
 
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, DOCS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_notebook(md, blocks, cwd):
+    """Execute the notebook of chapter ``md`` cell by cell in a fresh kernel, in folder ``cwd``;
+    ``blocks``: the chapter's python blocks [(line, source)], which must be its code cells."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = _load("notebooks").notebook(md)
+    cells = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    assert [c.source for _, c in cells] == [src.rstrip("\n") for _, src in blocks], \
+        f"{md.name}: the notebook's code cells are not the chapter's python blocks"
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
+    with client.setup_kernel():
+        for (i, cell), (line, _) in zip(cells, blocks):
+            try:
+                client.execute_cell(cell, i)
+            except CellExecutionError as e:
+                raise AssertionError(f"{md.name}, code block at line {line} failed in the notebook: "
+                                     f"{e.ename}: {e.evalue}") from None
+
+
 @pytest.mark.parametrize("md", MD_FILES, ids=lambda p: p.name)
 def test_python_blocks_run(md, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT if md.name == "README.md" else tmp_path)
+    blocks = []
+    for info, line, src in code_blocks(md):
+        assert info in ("python", "python no-run", "bash", "text", "console", ""), \
+            f"{md.name}:{line}: unknown code block language {info!r}"
+        if info == "python":
+            blocks.append((line, src))
+    if md.parent == DOCS and blocks:
+        monkeypatch.delenv("MPLBACKEND", raising=False)         # the kernel draws inline, as for a learner
+        run_notebook(md, blocks, tmp_path)
+        return
     monkeypatch.setenv("MPLBACKEND", "Agg")
     ns = {"__name__": "__docs__"}
     ran = 0
-    for info, line, src in code_blocks(md):
-        if info != "python":
-            assert info in ("python no-run", "bash", "text", "console", ""), \
-                f"{md.name}:{line}: unknown code block language {info!r}"
-            continue
+    for line, src in blocks:
         code = compile(src, f"{md.name}:{line}", "exec")
         try:
             exec(code, ns)
@@ -74,12 +108,32 @@ def test_relative_links_resolve(md):
         assert (md.parent / target).exists(), f"{md.name}: broken link {target}"
 
 
+def test_every_chapter_is_a_notebook_with_its_pictures_and_working_links(tmp_path):
+    notebooks = _load("notebooks")
+    names = {p.name for p in notebooks.chapters()}
+    assert {f"{i:02d}_" for i in range(1, 16)} <= {n[:3] for n in names} and "api.md" not in names
+    written = notebooks.write_all(tmp_path)
+    assert sorted(p.name for p in written) == sorted(n[:-3] + ".ipynb" for n in names)
+    import nbformat
+    attached = 0
+    for path in written:
+        nb = nbformat.read(str(path), as_version=4)
+        nbformat.validate(nb)
+        assert nb.metadata.kernelspec.name == "python3"
+        for cell in nb.cells:
+            if cell.cell_type != "markdown":
+                continue
+            for name in re.findall(r"\]\(attachment:([^)]+)\)", cell.source):
+                assert cell.attachments[name]["image/png"], f"{path.name}: {name} not attached"
+                attached += 1
+            for target in re.findall(r"\]\(([^)#\s:]+)(?:#[^)]*)?\)", cell.source):
+                assert target in MADE_BY_TRAINING or (tmp_path / target).exists(), f"{path.name}: broken link {target}"
+    assert attached >= 2                                        # im2col.png, augmentation_grid.png, ...
+
+
 # ---- api.md names every public name ---------------------------------------------------
 def _make_api():
-    spec = importlib.util.spec_from_file_location("make_api", DOCS / "make_api.py")
-    make_api = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(make_api)
-    return make_api
+    return _load("make_api")
 
 
 def library_modules():

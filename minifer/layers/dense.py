@@ -38,10 +38,12 @@ class Dense(Layer):
         (x, out), self.cache = self.cache, None
         if out is not None:                                    # the fused ReLU: dout where out > 0
             dout = dout * (out > 0)
+        # exercise: dense_backward
         self.params["W"].grad = x.T @ dout                     # (D, F)
         if self.bias:
             self.params["b"].grad = dout.sum(axis=0)           # (F,)
         return dout @ self.params["W"].data.T if self.need_input_grad else None
+        # end exercise
 
     def config(self):
         return dict(in_features=self.fin, out_features=self.fout, bias=self.bias)

@@ -16,8 +16,10 @@ from .. import backend
 
 def log_softmax(z):
     """Row-wise ``z - logsumexp(z)``, computed stably (max subtracted first)."""
+    # exercise: softmax_cross_entropy
     z = z - z.max(axis=1, keepdims=True)
     return z - backend.xp.log(backend.xp.exp(z).sum(axis=1, keepdims=True))
+    # end exercise
 
 
 def softmax(z):
@@ -59,16 +61,20 @@ class SoftmaxCrossEntropy:
         else:
             w = backend.to_device(self.class_weights)[labels]
             w = w / w.sum()
+        # exercise: softmax_cross_entropy
         logp = log_softmax(logits)
         loss = float(-(w * (q * logp).sum(axis=1)).sum())
         self.cache = (xp.exp(logp), q, w)
         return loss
+        # end exercise
 
     def backward(self):
         """dL/dlogits = w_n (p - q) / sum(w), for the last call."""
+        # exercise: softmax_cross_entropy
         p, q, w = self.cache
         self.cache = None
         return ((p - q) * w[:, None]).astype(p.dtype)
+        # end exercise
 
 
 def soften(probs, temperature):

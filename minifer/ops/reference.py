@@ -74,6 +74,7 @@ def im2col(x, kh, kw, stride=1, pad=0):
     xp = backend.get_array_module(x)
     n, h, w, c = x.shape
     oh, ow = out_size(h, kh, stride, pad), out_size(w, kw, stride, pad)
+    # exercise: conv_forward_im2col
     xpad = xp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
     cols = xp.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
     for i in range(kh):
@@ -81,6 +82,7 @@ def im2col(x, kh, kw, stride=1, pad=0):
             # every output pixel's (i, j) tap, for all pixels at once
             cols[:, :, :, i, j, :] = xpad[:, i:i + stride * oh:stride, j:j + stride * ow:stride, :]
     return cols.reshape(n * oh * ow, kh * kw * c)
+    # end exercise
 
 
 def col2im(cols, x_shape, kh, kw, stride=1, pad=0):
@@ -88,12 +90,14 @@ def col2im(cols, x_shape, kh, kw, stride=1, pad=0):
     xp = backend.get_array_module(cols)
     n, h, w, c = x_shape
     oh, ow = out_size(h, kh, stride, pad), out_size(w, kw, stride, pad)
+    # exercise: conv_backward_col2im
     cols = cols.reshape(n, oh, ow, kh, kw, c)
     dxp = xp.zeros((n, h + 2 * pad, w + 2 * pad, c), dtype=cols.dtype)
     for i in range(kh):
         for j in range(kw):
             dxp[:, i:i + stride * oh:stride, j:j + stride * ow:stride, :] += cols[:, :, :, i, j, :]
     return dxp[:, pad:pad + h, pad:pad + w, :]
+    # end exercise
 
 
 # ---- Winograd F(2x2, 3x3) tiles ------------------------------------------------------
@@ -220,12 +224,14 @@ def maxpool_backward(dout, arg, x_shape, k, s):
     """dout (N,OH,OW,C), arg from :func:`maxpool_forward` -> dx (N,H,W,C)."""
     xp = backend.get_array_module(dout)
     w = x_shape[2]
+    # exercise: maxpool_backward
     rel = arg - _window_origin(xp, dout.shape[1], dout.shape[2], w, s)
     t = (rel // w) * k + rel % w                               # back to the tap index
     dx = xp.zeros(x_shape, dout.dtype)
     for tap, view in enumerate(window_taps(dx, k, s)):
         view += dout * (t == tap)                              # views write into dx
     return dx
+    # end exercise
 
 
 # ---- batch-norm over the columns of a (m, C) matrix ----------------------------------
@@ -249,7 +255,9 @@ def channel_sums(a, b, mu, inv, relu=None):
     xp = backend.get_array_module(a)
     gate = _relu_gate(b, mu, relu)
     a64 = (a if gate is None else a * gate).astype(xp.float64)
+    # exercise: batchnorm_backward
     return xp.stack([a64.sum(axis=0), (a64 * ((b - mu) * inv)).sum(axis=0)])
+    # end exercise
 
 
 def affine(x, mu, scale, shift, relu=False):
@@ -265,8 +273,10 @@ def bn_input_grad(g, x, mu, inv, gamma, dbeta, dgamma, relu=None):
     m = g.shape[0]
     gate = _relu_gate(x, mu, relu)
     g = g if gate is None else g * gate
+    # exercise: batchnorm_backward
     xhat = (x - mu) * inv
     return (gamma * inv / m) * (m * g - dbeta - xhat * dgamma)
+    # end exercise
 
 
 def bias_relu(out, b=None, relu=False):
