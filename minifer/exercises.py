@@ -37,6 +37,7 @@ def _parser():
         s.add_argument("dir", metavar="DIR" if name == "check" else "ROOT")
         s.add_argument("names", nargs="*", metavar="NAME", help="only these exercises (default: all)")
         s.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds per exercise")
+        s.add_argument("--jobs", type=int, default=1, help="exercises checked at a time (child processes)")
         s.add_argument("--json", action="store_true", help="print the results as JSON")
         if name == "grade":
             s.add_argument("--csv", required=True, help="write the grades here: one row per student")
@@ -45,7 +46,7 @@ def _parser():
 
 
 def _check(args, exercises):
-    results = check_folder(args.dir, exercises, args.timeout)
+    results = check_folder(args.dir, exercises, args.timeout, args.jobs)
     passed = sum(r["status"] == "passed" for r in results)
     if args.json:
         print(json.dumps({"dir": args.dir, "passed": passed, "total": len(results), "exercises": results}, indent=1))
@@ -63,7 +64,7 @@ def _grade(args, exercises):
     if not student_folders(args.dir):
         raise ValueError(f"{args.dir} holds no student folders")
     log = (lambda line: print(line, file=sys.stderr)) if args.json else print
-    rows = grade(args.dir, exercises, args.timeout, log)
+    rows = grade(args.dir, exercises, args.timeout, args.jobs, log)
     write_csv(args.csv, rows, exercises)
     if args.json:
         print(json.dumps([{"student": s, "exercises": r} for s, r in rows], indent=1))

@@ -30,11 +30,12 @@ def first_problem(result):
     return f"{result['exercise']}: {why}"
 
 
-def grade(root, exercises, timeout, log=None):
-    """``[(student, results)]`` for every student folder under ``root``; ``log(line)`` after each."""
+def grade(root, exercises, timeout, jobs=1, log=None):
+    """``[(student, results)]`` for every student folder under ``root`` (``jobs`` exercises checked
+    at a time); ``log(line)`` after each student."""
     rows = []
     for folder in student_folders(root):
-        results = check_folder(folder, exercises, timeout)
+        results = check_folder(folder, exercises, timeout, jobs)
         rows.append((folder.name, results))
         if log:
             passed = sum(r["status"] == "passed" for r in results)

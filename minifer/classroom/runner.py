@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .catalog import BY_NAME, file_name
@@ -110,9 +111,11 @@ def check_file(exercise, path, timeout=TIMEOUT):
     return result
 
 
-def check_folder(folder, exercises, timeout=TIMEOUT):
-    """The results of ``exercises`` on their files in ``folder``, in order."""
-    return [check_file(e, Path(folder) / file_name(e), timeout) for e in exercises]
+def check_folder(folder, exercises, timeout=TIMEOUT, jobs=1):
+    """The results of ``exercises`` on their files in ``folder``, in order; ``jobs`` child
+    processes at a time."""
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        return list(pool.map(lambda e: check_file(e, Path(folder) / file_name(e), timeout), exercises))
 
 
 def problems(result):
