@@ -115,14 +115,14 @@ def crowd_report(probs, votes):
 
     ``majority_accuracy`` over the faces with a majority (:func:`crowd_majority`),
     ``crowd_share`` (the mean share of the seven classes' votes that went to the predicted
-    label, over the faces with votes),
+    label, over the faces with votes for any of them),
     ``clear_named`` (the share of clear expressions, :func:`clear_expressions`, given
     their emotion) and ``ece`` with the reliability ``bins`` (:func:`calibration`).
     """
     from .metrics import report
     votes = np.asarray(votes)
     pred = probs.argmax(axis=1)
-    voted = votes.sum(axis=1) > 0
+    voted = class_votes(votes).sum(axis=1) > 0      # faces some of whose votes name one of the classes
     y = crowd_majority(votes)
     keep = y >= 0
     maj = report(y[keep], pred[keep], list(CLASSES))
