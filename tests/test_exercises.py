@@ -3,6 +3,7 @@ passes minifer's solutions, fails the blank files, catches classic mistakes with
 the check, and grading survives broken submissions (a syntax error, an exception, an endless loop)."""
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -105,6 +106,17 @@ def test_classic_mistakes_are_caught(folders, tmp_path, capsys, name, right, wro
     assert failed[0]["check"] == check and words in failed[0]["message"], failed
     line = problems(result)[0]                                 # check's text report: exercise, check, chapter
     assert line.startswith(f'{name}, check "{check}": ') and line.endswith(f"read {BY_NAME[name].chapter}")
+
+
+def test_a_loop_that_does_not_learn_fails_learns(folders, tmp_path, capsys):
+    name = "training_loop"
+    text = (folders[1] / file_name(BY_NAME[name])).read_text()
+    (tmp_path / file_name(BY_NAME[name])).write_text(text.replace("        opt.step()\n", ""))
+    code, out, _ = run(capsys, "check", tmp_path, name, "--json")
+    checks = {c["check"]: c for c in json.loads(out)["exercises"][0]["checks"]}
+    assert code == 1 and not checks["learns"]["passed"]
+    assert re.search(r"the tiny CNN gets \d+% of the validation spots right, 90% needed \(minifer's own: \d+%\)",
+                     checks["learns"]["message"]), checks["learns"]
 
 
 def test_grade_goes_on_past_broken_submissions(folders, tmp_path, capsys):

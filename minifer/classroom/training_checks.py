@@ -20,7 +20,7 @@ LEARN_EPOCHS, LEARN_ACCURACY = 3, 0.9
 
 
 def _steps(opt_cls, kw, dtype=np.float64):
-    """The parameters W (4, 3) and b (3,) (no weight decay) after each of ``STEPS`` steps of
+    """The parameters W (4, 3) and b (3,) (exempt from weight decay) after each of ``STEPS`` steps of
     ``opt_cls(**kw)`` with the same random gradients -> [[W, b] after step 1, ...]."""
     rng = np.random.default_rng(8)
     params = [Parameter(rng.standard_normal((4, 3)).astype(dtype)),
