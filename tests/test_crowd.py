@@ -148,6 +148,8 @@ def test_catalog_names_real_files():
         assert load_model(path).meta["classes"] == list(CLASSES), name
         if entry["where"] == "package":
             assert path.parent == catalog.weights_dir()
+    # the scores --model list prints are the model card's
+    assert catalog.format_list(markdown=True) in (ROOT / "weights" / "README.md").read_text()
 
 
 @pytest.mark.parametrize("tool", ["predict", "evaluate", "serve"])

@@ -78,17 +78,22 @@ def add_model_options(parser):
                    help=f"a model by name (default: {default_name()}); '--model list' lists them with their scores")
 
 
-def format_list():
-    """The catalog as a text table: name, labels, the card's PublicTest scores, what it is."""
+def _cells(scores):
+    """A model's scores as table cells: percentages with 2 decimals, ECE with 3, '-' when unmeasured."""
+    return [("-" if k not in scores else f"{scores[k]:.3f}" if k == "ece" else f"{scores[k] * 100:.2f}")
+            for k, _ in SCORE_COLUMNS]
+
+
+def format_list(markdown=False):
+    """The catalog as a table (text, or ``markdown`` as in the model card): name, labels,
+    the card's PublicTest scores, what it is."""
     cat = catalog()
-    head = f"{'model':<18}{'labels':<9}" + "".join(f"{t:>9}" for _, t in SCORE_COLUMNS) + "  about"
-    lines = [head]
-    for name, e in cat["models"].items():
-        s = e.get("scores", {})
-        cells = "".join(f"{s[k] * (1 if k == 'ece' else 100):>9.{3 if k == 'ece' else 2}f}" if k in s
-                        else f"{'-':>9}" for k, _ in SCORE_COLUMNS)
-        mark = " (default)" if name == cat["default"] else ""
-        lines.append(f"{name:<18}{e['labels']:<9}{cells}  {e['about']}{mark}")
+    rows = [[name + (" (default)" if name == cat["default"] else ""), e["labels"], *_cells(e.get("scores", {})),
+             e["about"]] for name, e in cat["models"].items()]
+    head = ["model", "labels", *(t for _, t in SCORE_COLUMNS), "about"]
+    if markdown:
+        return "\n".join("| " + " | ".join(r) + " |" for r in [head, ["---"] * len(head)] + rows)
+    lines = [f"{r[0]:<28}{r[1]:<9}" + "".join(f"{c:>9}" for c in r[2:-1]) + f"  {r[-1]}" for r in [head] + rows]
     lines.append("PublicTest scores from the model card (weights/README.md): FER2013 = accuracy against "
                  "FER2013's labels (%), crowd = against the FER+ crowd majority (%), clear = clear "
                  "expressions named (%), share = crowd share (%), ECE = calibration against the votes.")
