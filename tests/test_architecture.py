@@ -20,7 +20,7 @@ TIERS = [
     ("model", "io", "optim", "schedules", "gradcheck", "zoo", "averaging", "folding", "formats",
      "timing", "fit"),
     ("fer", "classroom"),
-    ("predict", "train", "evaluate", "convert", "bench", "serve", "exercises"),
+    ("predict", "train", "evaluate", "convert", "bench", "serve", "exercises", "batch"),
 ]
 COMMAND_LINES = set(TIERS[-1])
 # minifer.detect_emotions / EmotionRecognizer: imported by the package root's __getattr__ only
@@ -228,7 +228,7 @@ def test_architecture_doc_names_every_tier(tiers_doc):
 def test_import_minifer_is_light():
     """``import minifer`` loads NumPy only: Numba, OpenCV, plots and the web stack on first use."""
     code = ("import sys, minifer; print(sorted(m for m in ('numba', 'cv2', 'matplotlib', 'PIL', "
-            "'starlette', 'uvicorn', 'minifer.fer') if m in sys.modules))")
+            "'starlette', 'uvicorn', 'minifer.fer', 'ray', 'pyarrow') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

@@ -194,13 +194,14 @@ def _is_hidden(name):
     return name.startswith(".")
 
 
-def iter_image_paths(paths, recursive=True):
+def iter_image_paths(paths, recursive=True, extensions=IMAGE_EXTENSIONS):
     """Yield image files named by ``paths`` as :class:`pathlib.Path` objects.
 
     ``paths`` is one path or an iterable of paths. Folders are expanded in
-    sorted order to the files with an image extension, skipping hidden files
-    and folders (into sub-folders only if ``recursive``). Files and paths that
-    do not exist are yielded as given, so the caller can report them.
+    sorted order to the files with one of ``extensions`` (lower case, with the dot;
+    ``""`` takes files without one), skipping hidden files and folders (into
+    sub-folders only if ``recursive``). Files and paths that do not exist are
+    yielded as given, so the caller can report them.
     """
     if isinstance(paths, (str, bytes, os.PathLike)):
         paths = [paths]
@@ -214,12 +215,12 @@ def iter_image_paths(paths, recursive=True):
                 dirs[:] = sorted(d for d in dirs if not _is_hidden(d))
                 for name in sorted(files):
                     if (not _is_hidden(name)
-                            and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS):
+                            and os.path.splitext(name)[1].lower() in extensions):
                         yield Path(root) / name
         else:
             for child in sorted(p.iterdir(), key=lambda c: c.name):
                 if (not _is_hidden(child.name) and child.is_file()
-                        and child.suffix.lower() in IMAGE_EXTENSIONS):
+                        and child.suffix.lower() in extensions):
                     yield child
 
 

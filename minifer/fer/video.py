@@ -70,14 +70,29 @@ def open_capture(source):
     return cap, fps
 
 
-def iter_frames(cap, fps=0.0, camera=False, max_frames=None):
+def seek(cap, index):
+    """Move a file's capture to frame ``index`` -> True if it got there.
+
+    OpenCV seeks to the key frame before it and decodes on; a capture that then reports
+    another position is taken back to the start and skips ``index`` frames one by one."""
+    cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+    if int(cap.get(cv2.CAP_PROP_POS_FRAMES)) == index:
+        return True
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+    return all(cap.grab() for _ in range(index))
+
+
+def iter_frames(cap, fps=0.0, camera=False, max_frames=None, start=0):
     """Yield ``(index, time_s, frame_bgr)`` until the source ends.
 
     ``time_s`` is ``index / fps`` for files with a known rate, else the wall
-    clock time since the first frame (cameras)."""
+    clock time since the first frame (cameras). ``start`` > 0 (files) begins at that
+    frame (:func:`seek`); ``max_frames`` counts from there."""
+    if start and not seek(cap, start):
+        return
     t0 = None
-    i = 0
-    while max_frames is None or i < max_frames:
+    i = start
+    while max_frames is None or i - start < max_frames:
         ok, frame = cap.read()
         if not ok or frame is None:
             return
