@@ -30,7 +30,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from minifer import backend  # noqa: E402
 from minifer.formats import read_onnx, vgg16  # noqa: E402
 from minifer import zoo  # noqa: E402
 from minifer.fer import transfer  # noqa: E402
@@ -102,7 +101,6 @@ def diff(a, b):
 
 
 def main(argv=None):
-    backend.set_cpu_policy()    # as minifer's command lines: passive OpenMP wait, freed memory kept
     args = parse_args(argv)
     try:
         import onnx

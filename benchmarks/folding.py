@@ -1,8 +1,9 @@
-"""Batch-norm folding (``minifer.folding``) against the plain model, at batch 1 and 256.
+"""Batch-norm folding (``minifer.folding``): the unfolded network, ``model.eval(); model.forward(x)``
+(which folds by itself) and a copy from ``fold_batchnorm``, at batch 1 and 256.
 
     python benchmarks/folding.py [--weights FILE] [--n 400]
 
-The two models run interleaved, call by call, so the machine's drift hits both alike; medians.
+The three run interleaved, call by call, so the machine's drift hits all alike; medians.
 With 1 and 2 OpenBLAS threads (``predict`` and ``serve`` use 1). Pause other work first.
 """
 import argparse
@@ -24,27 +25,25 @@ def main():
     ap.add_argument("--weights", default=None)
     ap.add_argument("--n", type=int, default=400, help="calls at batch 1 (batch 256: n / 25)")
     a = ap.parse_args()
-    backend.set_cpu_policy()
-    plain = load_model(resolve_weights(a.weights)).eval()
-    folded = fold_batchnorm(plain)
-    x = np.random.default_rng(0).standard_normal((256, *plain.meta["input_shape"]), dtype=np.float32)
+    model = load_model(resolve_weights(a.weights)).eval()
+    folded = fold_batchnorm(model)
+    runs = {"with batch-norm": lambda xb: model._run(xb, model._own_steps(), keep=False),   # layer by layer
+            "model.forward": model.forward, "fold_batchnorm copy": folded.forward}
+    x = np.random.default_rng(0).standard_normal((256, *model.meta["input_shape"]), dtype=np.float32)
     for threads in (1, 2):
         backend.set_blas_threads(threads)
         for batch, n in ((1, a.n), (256, max(4, a.n // 25))):
             xb = x[:batch]
-            for _ in range(3):
-                plain.forward(xb), folded.forward(xb)
-            ta, tb = [], []
-            for _ in range(n):
-                t = time.perf_counter()
-                plain.forward(xb)
-                ta.append(time.perf_counter() - t)
-                t = time.perf_counter()
-                folded.forward(xb)
-                tb.append(time.perf_counter() - t)
-            ma, mb = np.median(ta), np.median(tb)
-            print(f"{threads} BLAS thread(s), batch {batch:3d}: with batch-norm {1e3 * ma:7.2f} ms, "
-                  f"folded {1e3 * mb:7.2f} ms, {ma / mb:.2f}x")
+            times = {name: [] for name in runs}
+            for i in range(n + 3):
+                for name, run in runs.items():
+                    t = time.perf_counter()
+                    run(xb)
+                    if i >= 3:                        # three warm-up calls each
+                        times[name].append(time.perf_counter() - t)
+            med = {name: 1e3 * np.median(t) for name, t in times.items()}
+            print(f"{threads} BLAS thread(s), batch {batch:3d}: "
+                  + ", ".join(f"{name} {m:7.2f} ms" for name, m in med.items()))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ import numpy as np
 from numba import njit, prange
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from minifer import backend  # noqa: E402
 from minifer.layers.conv import conv_backward, conv_forward  # noqa: E402
 from minifer.timing import median_ms  # noqa: E402
 
@@ -84,7 +83,6 @@ def main():
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--repeat", type=int, default=5)
     a = p.parse_args()
-    backend.set_cpu_policy()    # passive OpenMP wait + glibc keeps freed memory, as the command lines
     rng = np.random.default_rng(0)
     print(f"{'layer (H, C -> F)':<22}{'NHWC ms':>10}{'NCHW ms':>10}{'NCHW/NHWC':>11}")
     tot = [0.0, 0.0]

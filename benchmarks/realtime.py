@@ -77,7 +77,6 @@ def run_command(clip, weights, every, max_frames=None):
 
 def main():
     """Print the measurements."""
-    backend.set_cpu_policy()
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--weights", default=None)
     ap.add_argument("--rounds", type=int, default=3)

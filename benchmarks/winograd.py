@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from minifer import backend, ops  # noqa: E402
+from minifer import ops  # noqa: E402
 from minifer.layers.conv import conv_backward, conv_forward  # noqa: E402
 
 LAYERS = [(48, 1, 32), (48, 32, 32), (24, 32, 64), (24, 64, 64), (12, 64, 128), (12, 128, 128)]  # (side, C, F)
@@ -40,7 +40,6 @@ def main():
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--repeat", type=int, default=7)
     args = p.parse_args()
-    backend.set_cpu_policy()
     rng = np.random.default_rng(0)
     print(f"{'layer':>18s} | {'fwd im2col':>10s} {'winograd':>9s} | {'fwd+bwd im2col':>14s} {'winograd':>9s} "
           f"{'ratio':>6s} | {'batch-1 fwd':>11s} {'winograd':>9s}")

@@ -21,7 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from minifer import backend, optim, zoo  # noqa: E402
+from minifer import optim, zoo  # noqa: E402
 from minifer.fer import augment, data  # noqa: E402
 from minifer.fer.classes import CLASSES, gray_preprocess, model_input  # noqa: E402
 from minifer.fit import train_epoch  # noqa: E402
@@ -67,7 +67,6 @@ def load(args, rng):
 
 
 def main(argv=None):
-    backend.set_cpu_policy()    # as minifer's command lines: passive OpenMP wait, freed memory kept
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", default=str(DEFAULT_DATA), help="FER2013 npz / csv / image folder")

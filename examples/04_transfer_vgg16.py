@@ -168,7 +168,6 @@ def row(model, init, hist, images):
 
 def main(argv=None):
     args = parse_args(argv)
-    backend.set_cpu_policy()    # passive OpenMP wait + glibc keeps freed memory, as the command lines
     t_all = time.time()
     weights = imagenet_weights(args.onnx, args.weights)
     try:

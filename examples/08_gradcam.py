@@ -27,7 +27,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from minifer import backend  # noqa: E402
 from minifer import zoo  # noqa: E402
 from minifer.fer.classes import CLASSES, gray_preprocess  # noqa: E402
 from minifer.fer.explain import default_cam_layer, grad_cam, overlay, saliency  # noqa: E402
@@ -79,7 +78,6 @@ def figure(gray, box, face, probs, classes, cam, sal, target, layer, path, train
 
 
 def main(argv=None):
-    backend.set_cpu_policy()    # as minifer's command lines: passive OpenMP wait, freed memory kept
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("image", nargs="?", default=str(DEFAULT_IMAGE))

@@ -24,7 +24,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from minifer import backend  # noqa: E402
 from minifer.ops import cpu, reference  # noqa: E402
 from minifer.timing import median_ms  # noqa: E402
 
@@ -54,7 +53,6 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.quick:
         args.batch, args.repeat = 8, 2
-    backend.set_cpu_policy()    # the settings minifer's command lines run with
 
     import numba
     threads = numba.get_num_threads()

@@ -25,7 +25,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from minifer import backend  # noqa: E402
 from minifer.ops import reference  # noqa: E402
 from minifer.fer.predictor import default_weights  # noqa: E402
 
@@ -143,7 +142,6 @@ def _save(fig, path):
 
 
 def main(argv=None):
-    backend.set_cpu_policy()    # as minifer's command lines: passive OpenMP wait, freed memory kept
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--im2col", action="store_true", help="the im2col lowering figure")

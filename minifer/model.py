@@ -3,13 +3,15 @@
 In evaluation mode ``forward`` runs each convolution or dense layer and the batch-norm after it
 as one layer, with the batch-norm folded into its weights and bias (:mod:`minifer.folding`):
 fewer passes over memory, the same outputs up to float32 rounding. The folded layers are kept
-from call to call while the weights stay the same, and ``backward`` after such a forward first
-runs the layers' own forward again, so gradients are those of the unfolded network.
+from call to call while the weights stay the same. It keeps no layer caches; ``backward`` after
+it first runs the layers' own forward again, so gradients are those of the unfolded network.
 
 Weights are saved as ``.npz`` with flat ``layer/param`` keys plus JSON
 metadata holding the architecture, so :func:`load_model` rebuilds the model
 from the file alone (see :mod:`minifer.io`).
 """
+import math
+
 import numpy as np
 
 from . import backend
@@ -18,6 +20,11 @@ from .folding import fold_pair, folds
 from .io import WeightsError, load_npz, save_npz
 from .layers import LAYERS, Parameter, ReLU
 from .layers.loss import softmax
+from .ops import batch_chunks
+
+#: Evaluation mode runs a batch through the network in sub-batches whose largest activation takes
+#: about this many bytes (``Sequential.forward``).
+EVAL_CHUNK_BYTES = 8 << 20
 
 
 class Sequential:
@@ -36,7 +43,7 @@ class Sequential:
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate layer names: {names}")
         self.meta = {}                          # classes, input_shape, preprocess, ...
-        self._folded = None                     # (what it was folded from, eval mode's steps): _plan
+        self._folded = None                     # evaluation mode's folded steps and what they came from
         self._replay = None                     # the input of a folded forward, for backward
 
     # ---- running ---------------------------------------------------------------
@@ -51,26 +58,44 @@ class Sequential:
             i += 2 if relu else 1
         return steps
 
-    def _plan(self):
-        """Evaluation mode's steps ``[(layer, relu)]``: each Conv2d or Dense step followed by a
-        batch-norm in evaluation mode is one folded layer (:func:`minifer.folding.fold_pair`);
-        None when nothing folds (training). The folded layers are made again when any array they
-        come from is replaced (loading, training's running statistics) or changed in place by an
-        optimizer (which bumps its ``version``), and when ``train()`` is called."""
-        layers, steps = self.layers, self._steps()
-        pairs = {i for i, _ in steps
-                 if i + 1 < len(layers) and not layers[i + 1].training and folds(layers[i], layers[i + 1])}
-        if not pairs:
-            return None
-        source = [(obj, version) for i in sorted(pairs) for layer in layers[i:i + 2]
-                  for obj, version in [(layer, None), *_arrays(layer)]]
-        if self._folded is None or not _same(self._folded[0], source):
-            relu_of = dict(steps)
-            self._folded = (source, [(fold_pair(layers[i], layers[i + 1]), relu_of[i + 1]) if i in pairs
-                                     else (layers[i], relu) for i, relu in steps if i - 1 not in pairs])
-        return self._folded[1]
+    def _own_steps(self):
+        return [(self.layers[i], relu) for i, relu in self._steps()]
 
-    def _run(self, x, steps, keep=True):
+    def _plan(self):
+        """Evaluation mode's steps ``[(layer, relu)]``: each Conv2d or Dense followed by a
+        batch-norm is one folded layer (:func:`minifer.folding.fold_pair`). The folded layers are
+        made again when the layer list changes, when any array they come from is replaced
+        (loading, training's running statistics) or changed in place by an optimizer (which
+        bumps its ``version``), and when ``train()`` is called."""
+        layers, kept = self.layers, self._folded
+        if kept is None or kept["layers"] != layers:
+            steps = self._steps()
+            kept = self._folded = {"layers": list(layers), "steps": steps, "sizes": {}, "key": None,
+                                   "pairs": [i for i, _ in steps if i + 1 < len(layers)
+                                             and folds(layers[i], layers[i + 1])]}
+        arrays = [a for i in kept["pairs"] for layer in layers[i:i + 2] for a in _arrays(layer)]
+        key = tuple(id(a) if v is None else (id(a), v) for a, v in arrays)
+        if key != kept["key"]:        # (the arrays are kept below, so no new one can reuse an id)
+            relu_of, pairs = dict(kept["steps"]), kept["pairs"]
+            kept.update(key=key, arrays=arrays, plan=[
+                (fold_pair(layers[i], layers[i + 1]), relu_of[i + 1]) if i in pairs else (layers[i], relu)
+                for i, relu in kept["steps"] if i - 1 not in pairs])
+        return kept["plan"]
+
+    def _sub_batches(self, x):
+        """Slices of the batch ``x`` for evaluation mode, each with its largest activation about
+        ``EVAL_CHUNK_BYTES`` (one slice on the GPU); call after :meth:`_plan`."""
+        sizes, shape = self._folded["sizes"], tuple(x.shape[1:])
+        if shape not in sizes:
+            most = math.prod(shape)
+            for layer in self.layers:
+                shape = tuple(layer.output_shape(shape))
+                most = max(most, math.prod(shape))
+            sizes[tuple(x.shape[1:])] = most
+        return batch_chunks(len(x), sizes[tuple(x.shape[1:])] * x.itemsize, EVAL_CHUNK_BYTES) or [slice(0, 0)]
+
+    @staticmethod
+    def _run(x, steps, keep=True):
         """``x`` through ``steps``; ``keep=False``: each layer's cache let go as soon as it ran."""
         for layer, relu in steps:
             x = layer.forward(x, relu=True) if relu else layer.forward(x)
@@ -80,14 +105,19 @@ class Sequential:
 
     def forward(self, x):
         """Run every layer in order (also ``model(x)``), each ReLU fused into the layer before it
-        where that layer can apply it, and in evaluation mode each batch-norm folded into the
-        convolution or dense layer before it (the same result, up to float32 rounding)."""
-        plan = self._plan()
-        if plan is None:
-            self._replay = None
-            return self._run(x, [(self.layers[i], relu) for i, relu in self._steps()])
-        self._replay = x                # backward runs the layers' own forward again: no caches kept
-        return self._run(x, plan, keep=False)
+        where that layer can apply it. In evaluation mode each batch-norm is folded into the
+        convolution or dense layer before it (the same result, up to float32 rounding), and a
+        large batch runs through the whole network in sub-batches: activations of
+        ``EVAL_CHUNK_BYTES`` stay in the CPU's cache from layer to layer, and no block
+        allocated is so large that the C library maps fresh pages for it on every call."""
+        with backend.one_blas_thread(len(x) > 1):
+            if any(layer.training for layer in self.layers):
+                self._replay = None
+                return self._run(x, self._own_steps())
+            self._replay = x          # backward runs the layers' own forward again: no caches kept
+            plan = self._plan()
+            out = [self._run(x[s], plan, keep=False) for s in self._sub_batches(x)]
+            return out[0] if len(out) == 1 else backend.xp.concatenate(out)
 
     __call__ = forward
 
@@ -97,17 +127,19 @@ class Sequential:
         Without ``input_grad`` it stops below the lowest layer that has trainable
         parameters, so frozen early layers cost nothing in the backward pass.
         """
-        if self._replay is not None:            # a folded forward: the layers' caches come from their own
-            x, self._replay = self._replay, None
-            self._run(x, [(self.layers[i], relu) for i, relu in self._steps()])
-        stop = 0 if input_grad else next((i for i, l in enumerate(self.layers) if l.trainable), len(self.layers))
-        for i, _ in reversed(self._steps()):
-            if i < stop:
-                break
-            layer = self.layers[i]
-            layer.need_input_grad = input_grad or i > stop
-            dout = layer.backward(dout)
-        return dout
+        with backend.one_blas_thread(len(dout) > 1):
+            if self._replay is not None:    # after evaluation mode's forward: the layers' own, for their caches
+                x, self._replay = self._replay, None
+                self._run(x, self._own_steps())
+            stop = 0 if input_grad else next((i for i, l in enumerate(self.layers) if l.trainable),
+                                             len(self.layers))
+            for i, _ in reversed(self._steps()):
+                if i < stop:
+                    break
+                layer = self.layers[i]
+                layer.need_input_grad = input_grad or i > stop
+                dout = layer.backward(dout)
+            return dout
 
     def train(self, mode=True):
         """Training mode for every layer (dropout on, batch statistics)."""
@@ -231,11 +263,6 @@ class Sequential:
 def _arrays(layer):
     """``[(array, version)]`` of a layer's parameters (versions bumped by optimizers) and buffers."""
     return [(p.data, p.version) for p in layer.params.values()] + [(b, None) for b in layer.buffers.values()]
-
-
-def _same(a, b):
-    """Whether two lists of ``(object, version)`` hold the very same objects at the same versions."""
-    return len(a) == len(b) and all(x is y and v == w for (x, v), (y, w) in zip(a, b))
 
 
 def build_from_architecture(arch, name="model"):

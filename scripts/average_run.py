@@ -20,14 +20,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
-from minifer import backend  # noqa: E402
 from minifer.model import load_model  # noqa: E402
 from ship_model import average_networks, evaluate_file, train_command  # noqa: E402
 
 
 def main():
     """Average, save, evaluate and print (see the module docstring)."""
-    backend.set_cpu_policy()
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("run", help="a training run's folder, with epoch_NNN.npz files")
     p.add_argument("--last", type=int, default=8, help="average the last K kept epochs (default 8)")

@@ -25,7 +25,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from minifer import backend  # noqa: E402
 from minifer.fer import crowd, data  # noqa: E402
 from minifer.fer.classes import CLASSES, model_input  # noqa: E402
 from minifer.fer.metrics import report  # noqa: E402
@@ -58,7 +57,6 @@ def table(rows, names):
 
 def main():
     """Predict, rank and print (see the module docstring)."""
-    backend.set_cpu_policy()
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("candidates", nargs="+", help="weights files of single networks")
     p.add_argument("--data", required=True)

@@ -22,7 +22,6 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from minifer import backend  # noqa: E402
 from minifer.fer.align import FER_LANDMARKS, align_crop, square_crop  # noqa: E402
 from minifer.fer.classes import FACE_SIZE  # noqa: E402
 from minifer.fer.data import load_fer  # noqa: E402
@@ -94,7 +93,6 @@ def compare(x, y, predictor, rotate, seed, margin):
 
 
 def main():
-    backend.set_cpu_policy()
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("what", choices=("template", "compare"))
     p.add_argument("--data", required=True)

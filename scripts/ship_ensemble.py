@@ -19,14 +19,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
-from minifer import backend  # noqa: E402
 from minifer.model import Ensemble, load_model  # noqa: E402
 from ship_model import evaluate_file  # noqa: E402
 
 
 def main():
     """Build, save, evaluate and print (see the module docstring)."""
-    backend.set_cpu_policy()
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("members", nargs="+", help="weights files of single networks")
     p.add_argument("--data", required=True)

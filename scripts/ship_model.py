@@ -37,7 +37,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from minifer import backend  # noqa: E402
 from minifer.averaging import average_weights, update_bn  # noqa: E402
 from minifer.fer import crowd, data  # noqa: E402
 from minifer.fer.classes import input_side, model_input  # noqa: E402
@@ -122,7 +121,6 @@ def evaluate_file(path, data_path, limit, json_out):
 
 def main():
     """Ship, evaluate, draw and print (see the module docstring)."""
-    backend.set_cpu_policy()    # as minifer's command lines: passive OpenMP wait, freed memory kept
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("run")
     p.add_argument("--data", required=True)

@@ -82,7 +82,7 @@ def test_eval_mode_folds_by_itself_and_keeps_it_while_the_weights_stay():
     loss(model.forward(x), np.array([0, 1, 2]))
     model.backward(loss.backward())
     opt.step()
-    assert model._plan() is None and model._folded is None
+    assert model._folded is None
     np.testing.assert_allclose(model.eval().forward(x), fold_batchnorm(model).forward(x), rtol=1e-6, atol=1e-6)
     state = {k: v * 0.5 for k, v in model.state_dict().items()}
     model.load_state_dict(state)                                  # loading replaces the arrays
@@ -102,3 +102,26 @@ def test_eval_mode_gradients_are_the_unfolded_networks():
     errs = check_model(model, rng.standard_normal((2, 6, 6, 1)), np.array([0, 3]), SoftmaxCrossEntropy(),
                        max_checks=6)
     assert max(errs.values()) < 1e-5, errs
+
+
+def test_eval_mode_runs_large_batches_in_sub_batches(monkeypatch):
+    """A batch larger than ``EVAL_CHUNK_BYTES`` of activations runs through the whole network in
+    sub-batches: the same outputs, no layer cache kept, and backward still gives the gradients of
+    the unfolded network."""
+    from minifer import model as model_module
+    model = _trained_looking(zoo.minivgg(seed=0)).eval()
+    x = np.random.default_rng(7).standard_normal((5, 48, 48, 1), dtype=np.float32)
+    whole = model.forward(x)
+    monkeypatch.setattr(model_module, "EVAL_CHUNK_BYTES", 2 * 48 * 48 * 32 * 4)   # two images a slice
+    assert [len(range(5)[s]) for s in model._sub_batches(x)] == [2, 2, 1]
+    np.testing.assert_allclose(model.forward(x), whole, rtol=1e-4, atol=1e-5)   # GEMMs of other sizes: rounding
+    assert all(layer.cache is None for layer in model.layers)
+    d = np.random.default_rng(8).standard_normal(whole.shape).astype(np.float32)
+    dx = model.backward(d, input_grad=True)
+    plain = _trained_looking(zoo.minivgg(seed=0)).eval()
+    z = x
+    for layer in plain.layers:
+        z = layer.forward(z)
+    for layer in reversed(plain.layers):
+        d = layer.backward(d)
+    np.testing.assert_allclose(dx, d, rtol=1e-4, atol=1e-5)

@@ -20,8 +20,8 @@ from . import reference
 from .reference import out_size, winograd_grid
 
 SERIAL_MAX = 1 << 18   # input values up to which a kernel runs whole in the calling thread
-PIECES = 4             # row ranges per worker thread, so that a core slowed by another process
-                       # leaves less of the call waiting for it
+PIECES = 1             # row ranges per worker thread (more balance a core slowed by another
+                       # process, but each costs a hand-over: see minifer.backend.map_chunks)
 
 kernel = njit(cache=True, nogil=True)   # every kernel's build: serial, and releasing the GIL
 
