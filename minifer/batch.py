@@ -8,7 +8,8 @@ import contextlib
 import os
 import sys
 
-from . import _version, backend
+from . import _version
+from .fer.arguments import positive_int, ranged, threshold
 from .fer.catalog import add_model_options
 from .fer.faces import IMAGE_DETECT, THRESHOLD, VIDEO_DETECT, DetectorError, quiet_opencv
 from .fer.predictor import PredictorError
@@ -28,20 +29,8 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see --help)")
 
 
-def _ranged(convert, ok, text, name):
-    def parse(s):
-        v = convert(s)
-        if not ok(v):
-            raise argparse.ArgumentTypeError(f"must be {text}, got {s}")
-        return v
-    parse.__name__ = name
-    return parse
-
-
-_positive_int = _ranged(int, lambda v: v >= 1, ">= 1", "positive integer")
-_count = _ranged(int, lambda v: v >= 0, ">= 0", "integer")
-_seconds = _ranged(float, lambda v: v > 0, "> 0", "number")
-_threshold = _ranged(float, lambda v: 0.0 < v < 1.0, "in (0, 1)", "number")
+_count = ranged(int, lambda v: v >= 0, ">= 0", "integer")
+_seconds = ranged(float, lambda v: v > 0, "> 0", "number")
 
 
 def build_parser():
@@ -80,13 +69,14 @@ examples:
   python -m minifer.batch archive/ --out annotations
   python -m minifer.batch 'sessions/**/*.mp4' photos.txt --out annotations --workers 8
   python -m minifer.batch /shared/archive --out /shared/annotations --address auto""")
-    p.add_argument("inputs", nargs="*", metavar="INPUT", help="files, folders, patterns, lists of paths")
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="files, folders, patterns, lists of paths")
     p.add_argument("--out", metavar="DIR", help="output folder (required)")
     g = p.add_argument_group("ray")
     g.add_argument("--address", metavar="ADDR",
                    help="a running Ray cluster: auto, HOST:PORT or ray://HOST:PORT "
                         "(default: start one in this process)")
-    g.add_argument("--workers", type=_positive_int, metavar="N",
+    g.add_argument("--workers", type=positive_int, metavar="N",
                    help="actors, each with the model loaded (default: one per CPU)")
     g.add_argument("--segment-s", type=_seconds, default=10.0, metavar="S",
                    help="seconds of video per unit of work (default 10)")
@@ -97,21 +87,24 @@ examples:
     g = p.add_argument_group("faces and model")
     add_model_options(g)
     g.add_argument("--tta", choices=TTA_MODES, default="none", help="test-time augmentation")
-    g.add_argument("--threshold", type=_threshold, default=THRESHOLD, metavar="T",
+    g.add_argument("--threshold", type=threshold, default=THRESHOLD, metavar="T",
                    help=f"lowest face-detector score kept (default {THRESHOLD})")
-    g.add_argument("--min-face", type=_positive_int, default=IMAGE_DETECT["min_face"], metavar="PX",
-                   help=f"photos: smallest face side looked for (default {IMAGE_DETECT['min_face']})")
-    g.add_argument("--detect-every", type=_positive_int, default=VIDEO_DETECT["detect_every"],
+    g.add_argument("--min-face", type=positive_int, default=IMAGE_DETECT["min_face"], metavar="PX",
+                   help="photos: smallest face side looked for "
+                        f"(default {IMAGE_DETECT['min_face']})")
+    g.add_argument("--detect-every", type=positive_int, default=VIDEO_DETECT["detect_every"],
                    metavar="N", help="video: run the detector on every N-th frame, tracking in "
                                      f"between (default {VIDEO_DETECT['detect_every']})")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary (errors still)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress or summary (errors still)")
     _version.add_version_option(p)
     return p
 
 
 def _clock(seconds):
     s = int(round(seconds))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    h, m = divmod(s // 60, 60)
+    return f"{h}:{m:02d}:{s % 60:02d}" if h else f"{m}:{s % 60:02d}"
 
 
 def progress_line(p):
@@ -128,8 +121,8 @@ def summary_line(s):
     """The final line: inputs, faces, frames/s and where the failures are."""
     rate = s.frames / s.seconds if s.seconds > 0 else 0.0
     before = f" ({s.skipped} finished before)" if s.skipped else ""
-    text = (f"{s.done} inputs done{before}, {s.faces} faces, {s.frames} frames in {s.seconds:.1f} s "
-            f"({rate:.1f} frames/s); ")
+    text = (f"{s.done} inputs done{before}, {s.faces} faces, {s.frames} frames in "
+            f"{s.seconds:.1f} s ({rate:.1f} frames/s); ")
     if s.ok:
         return text + f"no failures; results in {s.out}"
     failed = [f"{s.failed} inputs failed"] if s.failed else []
@@ -160,8 +153,7 @@ def native_output_to(path):
 
 def main(argv=None):
     """Run the command line; returns the exit status."""
-    backend.set_cpu_policy()
-    quiet_opencv()
+    quiet_opencv()  # before OpenCV is first imported: its warnings would break the one-line rule
     msgs = Messages(PROG)
     try:
         try:
@@ -178,7 +170,8 @@ def main(argv=None):
             from .fer.batch_ray import RayError, quiet_logs
             from .fer.batch_store import StoreError
         except ImportError as e:
-            raise UsageError(f"this needs the ray extra: pip install 'minifer[ray]' ({e})") from None
+            raise UsageError(f"this needs the ray extra: pip install 'minifer[ray]' ({e})") \
+                from None
         log = os.path.join(args.out, "_logs", "native.log")
         try:
             with native_output_to(log) as stream:

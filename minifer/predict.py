@@ -10,6 +10,7 @@ import sys
 from . import _version, backend
 from .fer.faces import (IMAGE_DETECT, THRESHOLD, VIDEO_DETECT, DetectorError, FaceFinder,
                         quiet_opencv)
+from .fer.arguments import positive_int, ranged, threshold
 from .fer.catalog import add_model_options
 from .fer.photos import InputError, analyze_image, check_annotate, expand_inputs
 from .fer.predictor import Predictor, PredictorError, resolve_weights
@@ -117,20 +118,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see --help)")
 
 
-def _ranged(convert, ok, text, name):
-    """An argparse type: ``convert(s)`` that must satisfy ``ok``; ``name`` shows in errors."""
-    def parse(s):
-        v = convert(s)
-        if not ok(v):
-            raise argparse.ArgumentTypeError(f"must be {text}, got {s}")
-        return v
-    parse.__name__ = name  # argparse: "invalid <name> value"
-    return parse
-
-
-_positive_int = _ranged(int, lambda v: v >= 1, ">= 1", "positive integer")
-_alpha = _ranged(float, lambda v: 0.0 < v <= 1.0, "in (0, 1]", "number")
-_threshold = _ranged(float, lambda v: 0.0 < v < 1.0, "in (0, 1)", "number")
+_alpha = ranged(float, lambda v: 0.0 < v <= 1.0, "in (0, 1]", "number")
 
 
 def build_parser():
@@ -181,7 +169,7 @@ examples:
                    help="same as --format csv")
     g.add_argument("-o", "--output", metavar="FILE",
                    help="write the results to FILE instead of stdout")
-    g.add_argument("--top-k", type=_positive_int, default=1, metavar="K",
+    g.add_argument("--top-k", type=positive_int, default=1, metavar="K",
                    help="table: show the K most probable emotions (default 1)")
     g.add_argument("--annotate", metavar="OUT",
                    help="draw boxes and labels: one image -> OUT is a file (or a folder to "
@@ -192,13 +180,13 @@ examples:
     g = p.add_argument_group("faces and model")
     g.add_argument("--no-detect", action="store_true",
                    help="classify each whole image as one face (no detection)")
-    g.add_argument("--threshold", type=_threshold, default=THRESHOLD, metavar="T",
+    g.add_argument("--threshold", type=threshold, default=THRESHOLD, metavar="T",
                    help=f"lowest face-detector score kept; higher finds fewer, surer faces "
                         f"(default {THRESHOLD})")
-    g.add_argument("--min-face", type=_positive_int, metavar="PX",
+    g.add_argument("--min-face", type=positive_int, metavar="PX",
                    help="smallest face side looked for, in pixels (default "
                         f"{IMAGE_DETECT['min_face']} for images; video: what --detect-size allows)")
-    g.add_argument("--detect-size", type=_positive_int, metavar="PX",
+    g.add_argument("--detect-size", type=positive_int, metavar="PX",
                    help="search faces on a copy at most PX pixels on the long side (default "
                         f"{IMAGE_DETECT['detect_size']}, --video {VIDEO_DETECT['detect_size']})")
     g.add_argument("--no-align", action="store_true",
@@ -215,10 +203,10 @@ examples:
     g.add_argument("--smooth", type=_alpha, default=None, metavar="ALPHA",
                    help="per-face EMA weight of the newest frame, in (0, 1]; 1 = no "
                         "smoothing (default 0.5)")
-    g.add_argument("--detect-every", type=_positive_int, metavar="N",
+    g.add_argument("--detect-every", type=positive_int, metavar="N",
                    help="detect faces on every N-th frame (and after a miss), the tracker "
                         f"carrying them in between (default {VIDEO_DETECT['detect_every']})")
-    g.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
+    g.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
     g.add_argument("--show", action="store_true", help="show the annotated video in a window")
     _version.add_version_option(p)
     return p

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from minifer.fer import batch_inputs, batch_units
-from minifer.fer.batch_collect import Collector, error_result
+from minifer.fer.batch_collect import Collector
 from minifer.fer.batch_job import annotate
 from minifer.fer.batch_store import Store, StoreError, read_dataset, UNITS_SCHEMA
 
@@ -285,17 +285,18 @@ def _result(source, unit, n_units, start, frames, tracks):
 
 
 def test_collector_orders_segments_and_joins_tracks():
-    c = Collector({"v": ("video", 100, 3), "p": ("photo", 10, 1)}, CLASSES)
+    c = Collector({"v": 100, "p": 10}, CLASSES)
     # segment 1 arrives first: it waits for segment 0
     c.add_rows([_result("v", 1, 3, 2, 2, {2: [(1, 12), (2, 200)], 3: [(1, 13), (2, 201)]})])
-    assert c.ready() == 0 and c.missing() == [("v", 0), ("v", 2), ("p", 0)]
+    assert c.ready() == 0 and c.missing() == {"v": [1], "p": []}
     c.add_rows([_result("v", 0, 3, 0, 2, {0: [(1, 10)], 1: [(1, 11)]})])
     faces, inputs, units = c.take()
-    assert len(units) == 2 and len(inputs) == 0
+    assert len(units) == 2 and len(inputs) == 0 and c.missing() == {"v": [0, 1], "p": []}
     assert faces.column("track_id").to_pylist() == [1, 1, 1, 2, 1, 2]   # 1 goes on, 2 is new
-    c.add_rows([_result("v", 2, 3, 4, 1, {4: [(1, 201), (2, 14)]}),
-                error_result("p", "p: not a photo or a video")])
+    c.add_rows([_result("v", 2, 3, 4, 1, {4: [(1, 201), (2, 14)]})])
+    c.fail_missing("lost")                                                  # p never came back
     faces, inputs, units = c.take()
     assert faces.column("track_id").to_pylist() == [2, 1]
     assert inputs.to_pylist()[0]["frames"] == 5 and inputs.column("status").to_pylist() == ["ok", "error"]
-    assert c.missing() == [] and (c.inputs_done, c.failed, c.faces) == (2, 1, 8)
+    assert inputs.column("error").to_pylist() == [None, "p: lost"]
+    assert c.missing() == {} and (c.inputs_done, c.failed, c.faces) == (2, 1, 8)

@@ -6,11 +6,11 @@ ids that hold across segments, and when all units of an input are in, its row fo
 :meth:`Collector.take` hands over what is ready: the ``faces``, ``inputs`` and ``_units`` rows of
 one commit (:class:`minifer.fer.batch_store.Store`).
 
-Each segment is tracked on its own, its ids starting at 1 (:class:`~minifer.fer.tracking.FaceTracker`).
-At a boundary, the faces on a segment's first frame are matched by box overlap (greedy, IoU >=
-:data:`LINK_IOU`, as the tracker matches) to the faces on the previous segment's last frame and
-keep their ids; other faces get new ids, in the order they appear. A one-segment video keeps the
-tracker's ids, the ids of ``predict --video``.
+Each segment is tracked on its own, its ids starting at 1
+(:class:`~minifer.fer.tracking.FaceTracker`). At a boundary, the faces on a segment's first frame
+are matched by box overlap (greedy, IoU >= :data:`LINK_IOU`, as the tracker matches) to the faces
+on the previous segment's last frame and keep their ids; other faces get new ids, in the order
+they appear. A one-segment video keeps the tracker's ids, the ids of ``predict --video``.
 """
 import numpy as np
 import pyarrow as pa
@@ -53,29 +53,35 @@ class _Input:
             self.seconds += u["seconds"]
             self.error = self.error or u["error"]
             self.last_frame = (u["start"] or 0) + u["frames"] - 1
-            self.last_tracks = [(b["track"], (b["x"], b["y"], b["w"], b["h"])) for b in u["last_tracks"]]
+            self.last_tracks = [(b["track"], (b["x"], b["y"], b["w"], b["h"]))
+                                for b in u["last_tracks"]]
             self.next_track = u["next_track"]
 
 
 class Collector:
     """Unit results in (:meth:`add`), rows to commit out (:meth:`take`).
 
-    ``inputs``: ``{source: (kind, size, n_units)}`` of every input to finish; ``committed``: the
+    ``sizes``: ``{source: bytes or None}`` of every input to finish; ``committed``: the
     ``_units`` rows already written for some of them (a resumed job); ``classes``: the model's.
+    An input's kind and number of units come with its first result.
     """
 
-    def __init__(self, inputs, classes, committed=()):
+    def __init__(self, sizes, classes, committed=()):
         self.classes = list(classes)
         self.schema = faces_schema(self.classes)
-        self.pending = {s: _Input(*info) for s, info in inputs.items()}
+        self.sizes = dict(sizes)
+        self.pending = dict.fromkeys(self.sizes)         # source -> _Input, once it is known
         by_source = {}
         for u in committed:
             by_source.setdefault(u["source"], []).append(u)
         for s, units in by_source.items():
             if s in self.pending:
-                self.pending[s].resume(sorted(units, key=lambda u: u["unit"]))
-        self.total_size = sum(i.size or 0 for i in self.pending.values()) or 1
-        self.done_size = sum((i.size or 0) * i.next / i.n_units for i in self.pending.values())
+                units = sorted(units, key=lambda u: u["unit"])
+                self.pending[s] = _Input(units[0]["kind"], self.sizes[s], units[0]["n_units"])
+                self.pending[s].resume(units)
+        self.total_size = sum(v or 0 for v in self.sizes.values()) or 1
+        self.done_size = sum((st.size or 0) * st.next / st.n_units
+                             for st in self.pending.values() if st is not None)
         self.inputs_done = self.failed = self.frames = self.faces = 0
         self._chunks, self._inputs, self._units = [], [], []
 
@@ -84,14 +90,19 @@ class Collector:
         """Take a table of results (:data:`~minifer.fer.batch_units.RESULT_SCHEMA`)."""
         faces = results.column("faces").combine_chunks()
         for i, row in enumerate(results.drop_columns(["faces"]).to_pylist()):
-            st = self.pending.get(row["source"])
-            if st is None or row["unit"] < st.next or row["unit"] in st.held:
-                continue                  # a unit run twice (Ray retried it after its result came)
+            src = row["source"]
+            if src not in self.pending:
+                continue                  # finished already: a unit run twice
+            st = self.pending[src]
+            if st is None:
+                st = self.pending[src] = _Input(row["kind"], self.sizes[src], row["n_units"])
+            if row["unit"] < st.next or row["unit"] in st.held:
+                continue
             st.held[row["unit"]] = (row, faces[i].values)
             while st.next in st.held:
-                self._take(row["source"], st, *st.held.pop(st.next))
+                self._take(src, st, *st.held.pop(st.next))
             if st.next == st.n_units:
-                self._finish(row["source"], st)
+                self._finish(src, st)
 
     def add_rows(self, rows):
         """Take results given as dicts (e.g. :func:`error_result`)."""
@@ -99,12 +110,28 @@ class Collector:
             self.add(pa.Table.from_pylist(rows, schema=RESULT_SCHEMA))
 
     def missing(self):
-        """``[(source, unit)]`` of the units not received yet, in order."""
-        return [(s, u) for s, st in self.pending.items()
-                for u in range(st.next, st.n_units) if u not in st.held]
+        """``{source: units to skip}`` of the inputs not finished: the units taken or waiting
+        (none for an input that has sent nothing yet)."""
+        return {s: [] if st is None else list(range(st.next)) + sorted(st.held)
+                for s, st in self.pending.items()}
+
+    def fail_missing(self, reason):
+        """Give each unit not received an error result, ``"<source>: <reason>"``."""
+        rows = []
+        for s, st in list(self.pending.items()):
+            if st is None:
+                rows.append(error_result(s, f"{s}: {reason}"))
+            else:
+                rows += [error_result(s, f"{s}: {reason} (unit {u} of {st.n_units})", st.kind,
+                                      u, st.n_units)
+                         for u in range(st.next, st.n_units) if u not in st.held]
+        self.add_rows(rows)
 
     def _take(self, source, st, row, faces):
-        tracks = self._stitch(st, row, faces) if row["kind"] == "video" else None
+        if row["kind"] == "video" and row["start"] is not None:
+            tracks = self._stitch(st, row, faces)
+        else:
+            tracks, st.last_tracks = None, []   # a photo, or a segment that never ran: no link
         n = len(faces)
         self._chunks.append((source, row["kind"], faces, tracks))
         st.next += 1
@@ -115,9 +142,9 @@ class Collector:
         self.frames += row["frames"]
         self.faces += n
         self.done_size += (st.size or 0) / st.n_units
-        self._units.append({**{k: row[k] for k in ("source", "kind", "unit", "n_units", "start",
-                                                  "frames", "status", "error", "seconds", "worker")},
-                            "faces": n, "next_track": st.next_track,
+        keep = ("source", "kind", "unit", "n_units", "start", "frames", "status", "error",
+                "seconds", "worker")
+        self._units.append({**{k: row[k] for k in keep}, "faces": n, "next_track": st.next_track,
                             "last_tracks": [{"track": t, "x": b[0], "y": b[1], "w": b[2], "h": b[3]}
                                             for t, b in st.last_tracks]})
 
@@ -182,10 +209,11 @@ class Collector:
         idx = np.repeat(np.arange(len(chunks)), [len(c[2]) for c in chunks])
         tracks = np.concatenate([c[3] if c[3] is not None else np.full(len(c[2]), -1)
                                  for c in chunks])
-        probs = cols["probs"].flatten().to_numpy(zero_copy_only=False).reshape(-1, len(self.classes))
+        probs = cols["probs"].flatten().to_numpy(zero_copy_only=False)
+        probs = probs.reshape(-1, len(self.classes))
         arrays = [pa.array([c[0] for c in chunks], pa.string()).take(idx),
                   pa.array([c[1] for c in chunks], pa.string()).take(idx),
                   cols["frame"], cols["time_s"], cols["face"], cols["x"], cols["y"], cols["w"],
                   cols["h"], pa.array(tracks, pa.int32(), mask=tracks < 0), cols["label"],
-                  cols["score"]] + [pa.array(probs[:, k], pa.float32()) for k in range(probs.shape[1])]
+                  cols["score"]] + [pa.array(p, pa.float32()) for p in probs.T]
         return pa.Table.from_arrays(arrays, schema=self.schema)

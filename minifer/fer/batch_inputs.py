@@ -1,4 +1,4 @@
-"""What ``python -m minifer.batch INPUT...`` names: files, folders, glob patterns and lists of paths.
+"""What ``python -m minifer.batch INPUT...`` names: files, folders, globs and lists of paths.
 
 :func:`expand` turns the arguments into one list of absolute file paths, in order and each once.
 A folder is searched recursively for the files whose name says photo or video, or that have no
@@ -42,8 +42,9 @@ def _read_list(arg):
 
 
 def expand(args):
-    """``(files, problems)``: the absolute paths the arguments name, in order and without repeats,
-    and ``[(argument, reason)]`` for folders, patterns and lists that name nothing or cannot be read."""
+    """``(files, problems)``: the absolute paths the arguments name, in order and without
+    repeats, and ``[(argument, reason)]`` for folders, patterns and lists that name nothing or
+    cannot be read."""
     files, problems, seen = [], [], set()
 
     def add(path):
@@ -78,7 +79,8 @@ def expand(args):
         try:
             lines, base = _read_list(arg)
         except (OSError, UnicodeDecodeError) as e:
-            problems.append((arg, f"cannot read this list of paths ({getattr(e, 'strerror', None) or e})"))
+            reason = getattr(e, "strerror", None) or e
+            problems.append((arg, f"cannot read this list of paths ({reason})"))
             continue
         entries = [line.strip() for line in lines]
         entries = [e for e in entries if e and not e.startswith("#")]

@@ -1,19 +1,20 @@
-"""Annotate an archive of photos and videos on Ray: :func:`annotate`, the work of ``python -m minifer.batch``.
+"""Annotate an archive of photos and videos on Ray: :func:`annotate`, the work of
+``python -m minifer.batch``.
 
     from minifer.fer.batch_job import annotate
     summary = annotate(["archive/"], "out/")          # a local Ray instance, one worker per CPU
     import pandas as pd
     faces = pd.read_parquet("out/faces")
 
-The job: the inputs are expanded (:mod:`~minifer.fer.batch_inputs`); those the output folder
-has finished are skipped; Ray tasks read what each of the others is (:func:`minifer.fer.batch_ray.probe`);
-each photo is one unit of work and each video is cut into segments (:func:`~minifer.fer.batch_units.segments`);
-a pool of actors, each with one recognizer loaded, runs the units, long ones first
-(:func:`minifer.fer.batch_ray.annotate`); the results are put in order and tracked across
-segments (:class:`~minifer.fer.batch_collect.Collector`) and committed to Parquet every
-``commit_s`` seconds (:class:`~minifer.fer.batch_store.Store`). A unit whose worker process died
-more than ``retries`` times is run once more on its own, and if that fails too its input gets an
-``error`` row: a file that crashes the decoder cannot stop the job.
+The job: the inputs are expanded (:mod:`~minifer.fer.batch_inputs`) and those the output folder
+has finished are skipped. One Ray Data job (:func:`minifer.fer.batch_ray.annotate`) then reads in
+Ray tasks what each input is and cuts it into units, a photo or a segment of a video
+(:func:`~minifer.fer.batch_units.plan_units`), names that say video first so that long work
+starts first, and a pool of actors, each with one recognizer loaded, runs the units. The results
+are put in order and tracked across segments (:class:`~minifer.fer.batch_collect.Collector`) and
+committed to Parquet every ``commit_s`` seconds (:class:`~minifer.fer.batch_store.Store`). Units
+whose worker process died more than ``retries`` times are run once more, each input on its own,
+and if that fails too they get ``error`` rows: a file that crashes the decoder cannot stop the job.
 
 A killed job loses the units in flight, the ones finished since the last commit, and the video
 segments waiting for an earlier segment of their video; rerun it with the same output folder and
@@ -28,16 +29,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import backend
-from .batch_collect import Collector, error_result
-from .batch_inputs import expand
+from .batch_collect import Collector
+from .batch_inputs import VIDEO_EXTENSIONS, expand
 from .batch_store import Store
-from .batch_units import UNIT_SCHEMA, file_sha256, segments
+from .batch_units import PLAN_SCHEMA, file_sha256
 from .faces import IMAGE_DETECT, THRESHOLD, VIDEO_DETECT
 from .predictor import Predictor, resolve_weights
 
 SEGMENT_S = 10.0        # seconds of video per unit of work
 COMMIT_S = 10.0         # seconds between commits
 PHOTOS_PER_TASK = 8     # photos per Ray task (fewer when there are few photos per worker)
+PLAN_BLOCK = 64         # inputs per planning task
 PROGRESS_S = 0.5        # seconds between progress reports
 
 
@@ -84,42 +86,20 @@ class Summary:
         return self.failed == 0 and self.failed_before == 0 and self.problems == 0
 
 
-def _plan(probes, segment_s, detect_every):
-    """``(units, inputs, errors)``: the unit rows to run, ``{source: (kind, size, n_units)}`` of
-    every input, and the error results of the inputs that are neither photo nor video."""
-    units, inputs, errors = [], {}, []
-    for p in probes:
-        src = p["source"]
-        if p["kind"] == "photo":
-            units.append({"source": src, "kind": "photo", "unit": 0, "n_units": 1, "start": None,
-                          "stop": None, "frames_announced": None})
-            inputs[src] = ("photo", p["size"], 1)
-        elif p["kind"] == "video":
-            cuts = segments(p["frames"], p["fps"], segment_s, detect_every)
-            units += [{"source": src, "kind": "video", "unit": k, "n_units": len(cuts),
-                       "start": s, "stop": e, "frames_announced": p["frames"]}
-                      for k, (s, e) in enumerate(cuts)]
-            inputs[src] = ("video", p["size"], len(cuts))
-        else:
-            inputs[src] = ("unknown", p["size"], 1)
-            errors.append(error_result(src, p["error"]))
-    return units, inputs, errors
+def _plan_blocks(skips, per_block):
+    """Tables of :data:`~minifer.fer.batch_units.PLAN_SCHEMA`, ``per_block`` inputs each, for
+    ``{source: units to skip}``; names that say video first, so that long work starts first."""
+    files = sorted(skips, key=lambda f: os.path.splitext(f)[1].lower() not in VIDEO_EXTENSIONS)
+    rows = [{"source": f, "skip": skips[f]} for f in files]
+    return [pa.Table.from_pylist(rows[i:i + per_block], schema=PLAN_SCHEMA)
+            for i in range(0, len(rows), per_block)]
 
 
-def _blocks(units, workers):
-    """One Ray task per video segment, long work first; photos in groups of up to
-    :data:`PHOTOS_PER_TASK`, fewer when there are few photos per worker."""
-    segs = [u for u in units if u["kind"] == "video"]
-    photos = [u for u in units if u["kind"] == "photo"]
-    per = max(1, min(PHOTOS_PER_TASK, math.ceil(len(photos) / (4 * workers))))
-    groups = [[u] for u in segs] + [photos[i:i + per] for i in range(0, len(photos), per)]
-    return [pa.Table.from_pylist(g, schema=UNIT_SCHEMA) for g in groups]
-
-
-def _committed(store, todo):
-    """The ``_units`` rows already written for the inputs in ``todo``."""
-    units = store.units()
-    return [u for u in units.to_pylist() if u["source"] in todo]
+def _size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None
 
 
 def annotate(inputs, out, *, address=None, workers=None, segment_s=SEGMENT_S, weights=None,
@@ -139,7 +119,6 @@ def annotate(inputs, out, *, address=None, workers=None, segment_s=SEGMENT_S, we
     :class:`~minifer.fer.batch_store.StoreError` (output folder) and
     :class:`~minifer.fer.batch_ray.RayError` (Ray).
     """
-    from . import batch_ray
     t0 = time.perf_counter()
     on_error = on_error or (lambda message: None)
     files, problems = expand(inputs)
@@ -149,70 +128,69 @@ def annotate(inputs, out, *, address=None, workers=None, segment_s=SEGMENT_S, we
     path = resolve_weights(weights, model)
     predictor = Predictor.load(path, tta=tta)      # the weights are checked here, before Ray starts
     sha256 = file_sha256(path)
-    settings = {"weights": os.path.basename(path), "weights_sha256": sha256, "tta": tta,
-                "threshold": threshold, "min_face": min_face, "detect_every": detect_every,
-                "segment_s": segment_s}
-    store = Store(out, settings, predictor.classes)
-    summary = dict(inputs=len(files), skipped=0, done=0, failed=0, failed_before=0,
-                   problems=len(problems), faces=0, frames=0, out=store.out)
-    started, run = False, None
+    store = Store(out, {"weights": os.path.basename(path), "weights_sha256": sha256, "tta": tta,
+                        "threshold": threshold, "min_face": min_face,
+                        "detect_every": detect_every, "segment_s": segment_s}, predictor.classes)
     try:
         finished = store.finished()
         todo = [f for f in files if f not in finished]
-        summary["skipped"] = len(files) - len(todo)
-        summary["failed_before"] = sum(finished.get(f) == "error" for f in files)
+        wanted = set(todo)
+        committed = [u for u in store.units().to_pylist() if u["source"] in wanted] if todo else []
+        collector = Collector({f: _size(f) for f in todo}, predictor.classes, committed)
         if todo:
-            started = batch_ray.start(address, cpus=backend.usable_cpus())
-            cpus = batch_ray.cluster_cpus()
-            workers = workers or cpus
-            probes = {}
-            for table in batch_ray.probe(todo, cpus):
-                probes.update((p["source"], p) for p in table.to_pylist())
-            for src in todo:     # a file whose probe crashed its worker every time
-                probes.setdefault(src, {"source": src, "kind": "unknown", "size": None,
-                                        "error": f"{src}: reading it crashed the worker"})
-            units, info, errors = _plan([probes[s] for s in todo], segment_s, detect_every)
-            committed = _committed(store, set(todo))
-            collector = Collector(info, predictor.classes, committed)
-            collector.add_rows(errors)
-            done = {(u["source"], u["unit"]) for u in committed}
-            units = [u for u in units if (u["source"], u["unit"]) not in done]
-            run = _Run(store, collector, len(todo), commit_s, progress, on_error, t0)
-            args = (weights, model, sha256, {"tta": tta, "threshold": threshold,
-                                             "min_face": min_face, "detect_every": detect_every,
-                                             "threads": max(1, cpus // min(workers, cpus))})
-            run.consume(batch_ray.annotate(_blocks(units, workers), args, workers, retries))
-            lost = set(collector.missing())
-            if lost:                  # each on its own, so one bad file cannot take others along
-                again = [pa.Table.from_pylist([u], schema=UNIT_SCHEMA) for u in units
-                         if (u["source"], u["unit"]) in lost]
-                run.consume(batch_ray.annotate(again, args, min(workers, len(again)), retries))
-            collector.add_rows([error_result(s, f"{s}: its worker process died {retries + 1} times "
-                                                f"running unit {u} (see the Ray logs)",
-                                             info[s][0], u, info[s][2])
-                                for s, u in collector.missing()])
-            run.commit()
-            summary.update(done=collector.inputs_done, failed=collector.failed,
-                           faces=collector.faces, frames=collector.frames)
+            job = _Job(store, collector, commit_s, progress, on_error, t0)
+            job.run(address, workers, retries, (weights, model, sha256),
+                    {"tta": tta, "threshold": threshold, "min_face": min_face,
+                     "detect_every": detect_every},
+                    {"segment_s": segment_s, "detect_every": detect_every})
     finally:
-        try:
-            if run is not None:
-                run.commit(report=False)   # what is finished stays finished, also on Ctrl-C
-        finally:
-            store.close()
-            if started:
-                batch_ray.stop()
-    return Summary(seconds=time.perf_counter() - t0, **summary)
+        store.close()
+    return Summary(inputs=len(files), skipped=len(files) - len(todo), done=collector.inputs_done,
+                   failed=collector.failed,
+                   failed_before=sum(finished.get(f) == "error" for f in files),
+                   problems=len(problems), faces=collector.faces, frames=collector.frames,
+                   seconds=time.perf_counter() - t0, out=store.out)
 
 
-class _Run:
-    """The driver's loop over result tables: collect, commit every ``commit_s`` seconds, report."""
+class _Job:
+    """The driver's side of one run on Ray: stream the results into the collector, commit every
+    ``commit_s`` seconds, report progress and failed inputs."""
 
-    def __init__(self, store, collector, inputs, commit_s, progress, on_error, t0):
+    def __init__(self, store, collector, commit_s, progress, on_error, t0):
         self.store, self.collector, self.commit_s = store, collector, commit_s
         self.progress, self.on_error, self.t0 = progress, on_error, t0
-        self.state = Progress(inputs=inputs)
+        self.state = Progress(inputs=len(collector.pending))
         self.last_commit = self.last_report = time.perf_counter()
+
+    def run(self, address, workers, retries, weights, settings, plan):
+        """Start or join Ray, run every unit not done yet, and commit (also when interrupted).
+        ``weights``: (file, model name, sha256); ``settings``: the actors' options; ``plan``:
+        :func:`~minifer.fer.batch_units.plan_units`' options."""
+        from . import batch_ray
+        started = batch_ray.start(address, cpus=backend.usable_cpus())
+        try:
+            cpus = batch_ray.cluster_cpus()
+            workers = workers or cpus
+            annotator = (*weights, {**settings, "threads": max(1, cpus // min(workers, cpus))})
+            todo = self.collector.missing()
+            per_task = max(1, min(PHOTOS_PER_TASK, math.ceil(len(todo) / (4 * workers))))
+            self.consume(batch_ray.annotate(_plan_blocks(todo, PLAN_BLOCK),
+                                            {**plan, "photos_per_task": per_task},
+                                            annotator, workers, retries))
+            lost = self.collector.missing()
+            if lost:                  # each on its own, so one bad file cannot take others along
+                self.consume(batch_ray.annotate(_plan_blocks(lost, 1),
+                                                {**plan, "photos_per_task": 1},
+                                                annotator, min(workers, len(lost)), retries))
+            self.collector.fail_missing(f"its worker process died {retries + 1} times running it "
+                                        "(see the Ray logs)")
+        finally:
+            try:
+                self.commit(report=False)   # what is finished stays finished, also on Ctrl-C
+            finally:
+                if started:
+                    batch_ray.stop()
+        self.report()
 
     def consume(self, tables):
         try:

@@ -1,24 +1,21 @@
-"""Ray for ``python -m minifer.batch``: the session, and the two Ray Data passes over the inputs.
+"""Ray for ``python -m minifer.batch``: the session, and the Ray Data job over the inputs.
 
 :func:`start` joins a running cluster (``address``: ``"auto"``, ``"host:port"`` or
 ``"ray://host:port"``) or starts a Ray instance inside this process, sized to the machine.
-:func:`probe` reads what each input is in Ray tasks; :func:`annotate` runs the units through a
-pool of :class:`~minifer.fer.batch_units.Annotator` actors, each keeping one recognizer loaded.
-Both stream their results back as Arrow tables, in the order they finish, with Ray Data's
-backpressure; a block whose worker process dies is run again on a new one, up to ``retries``
-times, and then left out of the results (``max_errored_blocks``): the caller sees which units
-did not come back.
+:func:`annotate` is one streaming Ray Data job: tasks read what each input is and cut it into
+units (:func:`~minifer.fer.batch_units.plan_units`), and a pool of
+:class:`~minifer.fer.batch_units.Annotator` actors, each keeping one recognizer loaded, runs them.
+Every unit group is a block of its own, so a video's segments spread over all the actors. The
+results stream back as Arrow tables, in the order they finish, with Ray Data's backpressure; a
+block whose worker process dies is run again (by Ray) up to ``retries`` times, and then left
+out of the results (``max_errored_blocks``): the caller sees which units did not come back.
 
 Ray is imported when these functions are first called, never by ``import minifer``.
 """
 import logging
 import warnings
 
-import pyarrow as pa
-
-from .batch_units import Annotator, probe_table
-
-PROBE_BLOCK = 64   # sources per probe task
+from .batch_units import Annotator, plan_units
 
 
 class RayError(Exception):
@@ -74,44 +71,35 @@ def quiet_logs():
                 h.setLevel(logging.CRITICAL)
 
 
-def _dataset(blocks):
-    ray = _ray()
-    ds = ray.data.from_arrow(blocks)
-    ctx = ds.context
-    ctx.enable_progress_bars = False
-    ctx.print_on_execution_start = False
-    ctx.max_errored_blocks = -1       # a block that keeps killing its worker is left out
-    return ds
-
-
 def _stream(ds):
     """The dataset's output tables as they come; a failure of the job itself (the cluster gone,
     actors that cannot start) is a :class:`RayError`."""
     try:
         yield from ds.iter_batches(batch_size=None, batch_format="pyarrow")
     except Exception as e:
-        raise RayError(f"the job stopped: {type(e).__name__}: {' '.join(str(e).split())[:300]}") from None
+        message = " ".join(str(e).split())[:300]
+        raise RayError(f"the job stopped: {type(e).__name__}: {message}") from None
 
 
-def probe(sources, tasks):
-    """Yield tables of :data:`~minifer.fer.batch_units.PROBE_SCHEMA` for ``sources`` (paths), in
-    up to ``tasks`` tasks at a time (they reserve no CPU: reading headers hardly uses one)."""
-    blocks = [pa.table({"source": pa.array(sources[i:i + PROBE_BLOCK], pa.string())})
-              for i in range(0, len(sources), PROBE_BLOCK)]
-    ds = _dataset(blocks).map_batches(probe_table, batch_size=None, batch_format="pyarrow",
-                                      num_cpus=0, compute=_ray().data.TaskPoolStrategy(size=min(tasks, len(blocks))))
-    yield from _stream(ds)
-
-
-def annotate(blocks, annotator_args, workers, retries=3):
-    """Yield result tables (:data:`~minifer.fer.batch_units.RESULT_SCHEMA`) for ``blocks`` (tables
-    of :data:`~minifer.fer.batch_units.UNIT_SCHEMA`, one Ray task each) on ``workers``
-    :class:`~minifer.fer.batch_units.Annotator` actors of one CPU each, made with
-    ``annotator_args``; a block is retried ``retries`` times after its worker process died."""
+def annotate(inputs, plan_args, annotator_args, workers, retries=3):
+    """Yield result tables (:data:`~minifer.fer.batch_units.RESULT_SCHEMA`) for ``inputs``
+    (tables of :data:`~minifer.fer.batch_units.PLAN_SCHEMA`, one planning task each, which
+    reserve no CPU: they read headers): their units are planned with ``plan_args`` (a dict) and run
+    on ``workers`` :class:`~minifer.fer.batch_units.Annotator` actors of one CPU each, made with
+    ``annotator_args``; a block is run again ``retries`` times after its worker process died."""
+    ray = _ray()
+    ds = ray.data.from_arrow(inputs)
+    ctx = ds.context
+    ctx.enable_progress_bars = False
+    ctx.target_max_block_size = 1     # every table plan_units yields is a block, a task of its own
+    ctx.max_errored_blocks = -1       # a block that keeps killing its worker is left out
+    ds = ds.map_batches(plan_units, fn_kwargs=plan_args, batch_size=None, batch_format="pyarrow",
+                        num_cpus=0,
+                        compute=ray.data.TaskPoolStrategy(size=min(workers, len(inputs))))
     with warnings.catch_warnings():   # Ray 2.60 names per-task retries only in ray_remote_args
         warnings.simplefilter("ignore")
-        ds = _dataset(blocks).map_batches(
-            Annotator, fn_constructor_args=annotator_args, batch_size=None,
-            batch_format="pyarrow", compute=_ray().data.ActorPoolStrategy(size=workers),
-            num_cpus=1, max_task_retries=retries)
+        ds = ds.map_batches(Annotator, fn_constructor_args=annotator_args, batch_size=None,
+                            batch_format="pyarrow",
+                            compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
+                            max_task_retries=retries)
     yield from _stream(ds)

@@ -70,7 +70,7 @@ def _parts(folder):
 
 
 def read_dataset(folder, schema, columns=None):
-    """All committed parts of one dataset as one table (empty with ``schema`` when there are none)."""
+    """All committed parts of one dataset as one table (empty, of ``schema``, if there are none)."""
     parts = [p for _, p in sorted(_parts(folder).items())]
     if not parts:
         return schema.empty_table() if columns is None else \
@@ -118,7 +118,8 @@ class Store:
             changed = sorted(k for k in set(before) | set(self.settings)
                              if before.get(k) != self.settings.get(k))
             if changed:
-                what = ", ".join(f"{k} {before.get(k)!r} (now {self.settings.get(k)!r})" for k in changed)
+                what = ", ".join(f"{k} {before.get(k)!r} (now {self.settings.get(k)!r})"
+                                 for k in changed)
                 raise StoreError(f"{self.out}: written with other settings: {what}; use the same "
                                  "options to resume, or another output folder")
             return
@@ -126,7 +127,7 @@ class Store:
         atomic_write(path, lambda f: f.write(text.encode()))
 
     def _drop_unfinished(self):
-        """Delete the parts of commits whose ``_units`` part is missing, and stray temporary files."""
+        """Delete the parts of commits without their ``_units`` part, and temporary files."""
         done = set(_parts(self._dir("_units")))
         for d in PARTS:
             folder = self._dir(d)

@@ -1,13 +1,14 @@
 """The workers' side of ``python -m minifer.batch``: what an input is, how a video is cut into
 segments, and the actor that annotates them.
 
-:func:`probe_table` tells, by content, whether each file is a photo (Pillow reads its header) or a
-video (OpenCV opens it: frame rate and frame count), or neither. :func:`segments` cuts a video into
-runs of frames of about ``segment_s`` seconds; a photo or a segment is one *unit* of work.
-:class:`Annotator` is the Ray Data actor: it loads one
-:class:`~minifer.fer.recognizer.EmotionRecognizer` when it starts and annotates a block of units,
-a photo with :func:`minifer.fer.photos.analyze_image` (all faces of the photo in one batch), a
-segment by seeking to its first frame and running :func:`minifer.fer.video.run_frames` with the
+:func:`plan_units` runs in Ray tasks: for each input it tells by content (:func:`probe`) whether it
+is a photo (Pillow reads its header) or a video (OpenCV opens it and decodes a frame: frame rate
+and frame count) or neither, and yields the *units* of work: photos in small groups, each segment
+of a video on its own (:func:`segments`: runs of about ``segment_s`` seconds), and an input that is
+neither as a unit that only carries its error. :class:`Annotator` is the Ray Data actor: it loads
+one :class:`~minifer.fer.recognizer.EmotionRecognizer` when it starts and annotates units, a photo
+with :func:`minifer.fer.photos.analyze_image` (all faces of the photo in one batch), a segment by
+seeking to its first frame and running :func:`minifer.fer.video.run_frames` with the
 detect-and-track schedule of ``predict --video``.
 
 Nothing here imports Ray: Ray Data calls these functions on Arrow tables. A problem with one input
@@ -32,11 +33,10 @@ from .tracking import FaceTracker
 
 SMOOTH = 0.5  # the tracker's EMA weight of the newest frame, as in predict --video
 
-PROBE_SCHEMA = pa.schema([("source", pa.string()), ("kind", pa.string()), ("size", pa.int64()),
-                          ("fps", pa.float64()), ("frames", pa.int64()), ("error", pa.string())])
+PLAN_SCHEMA = pa.schema([("source", pa.string()), ("skip", pa.list_(pa.int32()))])
 UNIT_SCHEMA = pa.schema([("source", pa.string()), ("kind", pa.string()), ("unit", pa.int32()),
                          ("n_units", pa.int32()), ("start", pa.int64()), ("stop", pa.int64()),
-                         ("frames_announced", pa.int64())])
+                         ("frames_announced", pa.int64()), ("error", pa.string())])
 FACE_TYPE = pa.struct([("frame", pa.int64()), ("time_s", pa.float64()), ("face", pa.int32()),
                        ("x", pa.int32()), ("y", pa.int32()), ("w", pa.int32()), ("h", pa.int32()),
                        ("track", pa.int32()), ("label", pa.string()), ("score", pa.float32()),
@@ -76,49 +76,73 @@ def _is_image(path):
             return False
 
 
+def _video_info(path):
+    """``(fps, frames announced)`` if OpenCV opens the file and decodes a frame, else None."""
+    quiet_opencv()
+    import cv2
+
+    from . import video
+    try:
+        cap, fps = video.open_capture(path)
+    except OSError:
+        return None
+    try:
+        return (fps, max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))) if cap.read()[0] else None
+    finally:
+        cap.release()
+
+
 def probe(path):
-    """What the file ``path`` is, by content: a dict of :data:`PROBE_SCHEMA`. ``kind`` is ``photo``,
-    ``video`` (with ``fps`` and the ``frames`` its header announces, 0 when unknown) or
-    ``unknown`` with the one-line ``error`` (``"<path>: <reason>"``)."""
-    r = {"source": path, "kind": "unknown", "size": None, "fps": None, "frames": None, "error": None}
+    """What the file ``path`` is, by content: a dict with ``kind`` (``photo``, ``video`` or
+    ``unknown``), for a video ``fps`` and the ``frames`` its header announces (0 when unknown),
+    and for an unknown one the one-line ``error`` (``"<path>: <reason>"``)."""
+    r = {"kind": "unknown", "fps": None, "frames": None, "error": None}
     try:
         if os.path.isdir(path):
             raise IsADirectoryError(0, "is a directory")
-        r["size"] = os.path.getsize(path)
-        with open(path, "rb"):
-            pass
+        with open(path, "rb") as f:
+            empty = not f.read(1)
     except OSError as e:
         reason = "no such file" if isinstance(e, FileNotFoundError) else (e.strerror or str(e))
         r["error"] = one_line(f"{path}: {reason}")
         return r
-    if r["size"] == 0:
+    if empty:
         r["error"] = f"{path}: empty file (0 bytes)"
     elif _is_image(path):
         r["kind"] = "photo"
+    elif (info := _video_info(path)) is not None:
+        r.update(kind="video", fps=info[0], frames=info[1])
     else:
-        quiet_opencv()
-        from . import video
-        try:
-            cap, fps = video.open_capture(path)
-        except OSError:
-            cap = None
-        try:
-            if cap is None or not cap.read()[0]:
-                r["error"] = f"{path}: not a photo or a video, or an unsupported format"
-            else:
-                import cv2
-                r.update(kind="video", fps=fps,
-                         frames=max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)))
-        finally:
-            if cap is not None:
-                cap.release()
+        r["error"] = f"{path}: not a photo or a video, or an unsupported format"
     return r
 
 
-def probe_table(paths):
-    """:func:`probe` of each ``source`` of an Arrow table -> a table of :data:`PROBE_SCHEMA`."""
-    return pa.Table.from_pylist([probe(p) for p in paths.column("source").to_pylist()],
-                                schema=PROBE_SCHEMA)
+def _units(rows):
+    return pa.Table.from_pylist(rows, schema=UNIT_SCHEMA)
+
+
+def plan_units(inputs, segment_s, detect_every, photos_per_task):
+    """Yield the units of the inputs of a table of :data:`PLAN_SCHEMA` as tables of
+    :data:`UNIT_SCHEMA`, one table per Ray task downstream: each video segment alone, photos in
+    groups of up to ``photos_per_task``. Units listed in an input's ``skip`` are left out (done)."""
+    photos = []
+    for row in inputs.to_pylist():
+        src, skip = row["source"], set(row["skip"] or ())
+        p = probe(src)
+        if p["kind"] == "video":
+            cuts = segments(p["frames"], p["fps"], segment_s, detect_every)
+            for k, (start, stop) in enumerate(cuts):
+                if k not in skip:
+                    yield _units([{"source": src, "kind": "video", "unit": k, "n_units": len(cuts),
+                                   "start": start, "stop": stop, "frames_announced": p["frames"]}])
+        elif 0 not in skip:
+            unit = {"source": src, "kind": p["kind"], "unit": 0, "n_units": 1, "error": p["error"]}
+            if p["kind"] == "photo":
+                photos.append(unit)
+            else:
+                yield _units([unit])
+    for i in range(0, len(photos), photos_per_task):
+        yield _units(photos[i:i + photos_per_task])
 
 
 def segments(frames, fps, segment_s, detect_every=1):
@@ -192,8 +216,8 @@ class Annotator:
     def run(self, unit):
         """The result of one unit (a dict of :data:`RESULT_SCHEMA`)."""
         t = time.perf_counter()
-        work = self._photo if unit["kind"] == "photo" else self._segment
-        faces, frames, status, error = work(unit)
+        work = {"photo": self._photo, "video": self._segment}.get(unit["kind"])
+        faces, frames, status, error = work(unit) if work else ([], 0, "error", unit["error"])
         return {"source": unit["source"], "kind": unit["kind"], "unit": unit["unit"],
                 "n_units": unit["n_units"], "start": unit["start"], "frames": frames,
                 "status": status, "error": error and one_line(error),

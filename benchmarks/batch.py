@@ -1,0 +1,174 @@
+"""Throughput of ``python -m minifer.batch`` against one ``predict`` process, on this machine.
+
+    python benchmarks/batch.py [--photos 500] [--clip-s 120] [--rounds 3] [--workers 1 2]
+
+1. Makes the inputs in a temporary folder: ``--photos`` copies of the example photos (the
+   astronaut, one face, and the cat, none, in turn) and a 640x480, 30 frames/s clip of one moving
+   face (``benchmarks/realtime.py``'s), ``--clip-s`` seconds long.
+2. Baseline: one ``predict --json`` process for the photos and one ``predict --video --json``
+   process for the clip, their wall times added (start-up included).
+3. :func:`minifer.fer.batch_job.annotate` on the same inputs into a fresh folder with each
+   ``--workers`` count, in one local Ray instance (2 CPUs) started before the rounds: its start-up
+   is not counted, everything else is (reading what the inputs are, starting the actors, loading
+   the model, the work, writing Parquet). Rounds rotate the order of the sides; each ratio is taken
+   within a round. Prints every round and the medians.
+4. Where the time goes, per core: a photo's decode, detection (with alignment) and classification,
+   in this process; a frame's split from ``predict --video``'s summary line; writing Parquet.
+5. Once, the whole command line with its embedded Ray instance, for the start-up cost.
+
+Pause other work on the machine (e.g. ``kill -STOP`` a training run) while this runs.
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from realtime import FPS, make_clip  # noqa: E402
+
+from minifer.fer.batch_job import annotate  # noqa: E402
+
+IMAGES = [ROOT / "examples/images/astronaut.jpg", ROOT / "examples/images/chelsea_cat.jpg"]
+
+
+def make_inputs(folder, photos, clip_s):
+    (folder / "photos").mkdir(parents=True)
+    for i in range(photos):
+        shutil.copy(IMAGES[i % 2], folder / "photos" / f"p{i:04d}.jpg")
+    make_clip(folder / "clip.mp4", frames=int(round(clip_s * FPS)))
+
+
+def run(cmd):
+    t = time.perf_counter()
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"{' '.join(map(str, cmd))} failed: {r.stderr.strip()[-500:]}")
+    return time.perf_counter() - t, r
+
+
+def predict_once(folder):
+    """Seconds of the two predict processes, and the clip's summary line."""
+    t1, _ = run([sys.executable, "-m", "minifer.predict", "--json", "-q", folder / "photos"])
+    t2, r = run([sys.executable, "-m", "minifer.predict", "--json", "--video", folder / "clip.mp4"])
+    return t1 + t2, r.stderr.strip().splitlines()[-1]
+
+
+def batch_once(folder, workers):
+    out = folder / f"out{workers}"
+    shutil.rmtree(out, ignore_errors=True)
+    s = annotate([folder / "photos", folder / "clip.mp4"], out, workers=workers)
+    assert s.failed == 0 and s.done == s.inputs, s
+    return s.seconds, out
+
+
+def stage_split(folder, n=60):
+    """Median ms of a photo's decode, detect + align, classify, in this process (2 threads)."""
+    from minifer import backend
+    from minifer.fer.faces import FaceFinder
+    from minifer.fer.images import load_image, to_gray_array
+    from minifer.fer.predictor import Predictor, resolve_weights
+    backend.set_blas_threads(1)
+    pred, finder = Predictor.load(resolve_weights()), FaceFinder()
+    times = {"decode": [], "detect": [], "classify": []}
+    for p in sorted((folder / "photos").iterdir())[:n]:
+        t0 = time.perf_counter()
+        gray = to_gray_array(load_image(p))
+        t1 = time.perf_counter()
+        _, crops, _ = finder.find(gray)
+        t2 = time.perf_counter()
+        pred.predict(crops)
+        t3 = time.perf_counter()
+        for k, v in zip(times, (t1 - t0, t2 - t1, t3 - t2)):
+            times[k].append(1e3 * v)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def parquet_cost(out):
+    """Milliseconds to write the job's faces table again, per 1000 rows."""
+    import pyarrow.parquet as pq
+    t = pq.read_table(out / "faces")
+    path = out / "rewrite.parquet"
+    t0 = time.perf_counter()
+    pq.write_table(t, path)
+    dt = time.perf_counter() - t0
+    os.unlink(path)
+    return 1e6 * dt / max(1, t.num_rows), t.num_rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--photos", type=int, default=500)
+    ap.add_argument("--clip-s", type=float, default=120.0)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--no-cli", action="store_true", help="skip the command line's own run")
+    a = ap.parse_args()
+    import ray
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        make_inputs(folder, a.photos, a.clip_s)
+        frames = int(round(a.clip_s * FPS))
+        print(f"inputs: {a.photos} photos ({a.photos - a.photos // 2} with one face), a "
+              f"{a.clip_s:.0f} s 640x480 clip ({frames} frames); {os.cpu_count()} CPUs", flush=True)
+        t = time.perf_counter()
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                 logging_level="ERROR")
+        print(f"ray.init: {time.perf_counter() - t:.1f} s (not counted below)", flush=True)
+        sides = ["predict"] + [f"batch{w}" for w in a.workers]
+        times = {s: [] for s in sides}
+        summary, out = None, None
+        for r in range(a.rounds):
+            order = sides[r % len(sides):] + sides[:r % len(sides)]
+            for side in order:
+                if side == "predict":
+                    sec, summary = predict_once(folder)
+                else:
+                    sec, out = batch_once(folder, int(side[5:]))
+                times[side].append(sec)
+            print(f"round {r + 1}: " + ", ".join(f"{s} {times[s][-1]:.1f} s" for s in sides),
+                  flush=True)
+        ray.shutdown()
+        base = times["predict"]
+        print(f"predict (2 processes): median {statistics.median(base):.1f} s, rounds "
+              + ", ".join(f"{v:.1f}" for v in base))
+        for w in a.workers:
+            t = times[f"batch{w}"]
+            ratio = [b / v for b, v in zip(base, t)]
+            print(f"batch --workers {w}: median {statistics.median(t):.1f} s, rounds "
+                  + ", ".join(f"{v:.1f}" for v in t)
+                  + f"; throughput vs predict {statistics.median(ratio):.2f}x (rounds "
+                  + ", ".join(f"{x:.2f}" for x in ratio) + ")")
+        if 1 in a.workers and len(a.workers) > 1:
+            one = times["batch1"]
+            for w in a.workers[1:]:
+                ratio = [o / v for o, v in zip(one, times[f"batch{w}"])]
+                print(f"batch --workers {w} vs 1: {statistics.median(ratio):.2f}x (rounds "
+                      + ", ".join(f"{x:.2f}" for x in ratio) + ")")
+        import pandas as pd
+        units = pd.read_parquet(out / "_units")
+        for kind, per in (("photo", "photo"), ("video", "frame")):
+            u = units[units["kind"] == kind]
+            print(f"worker seconds per {per} ({kind}s, last batch run): "
+                  f"{1e3 * u['seconds'].sum() / max(1, u['frames'].sum()):.2f} ms")
+        split = stage_split(folder)
+        print("a photo, in this process: " + ", ".join(f"{k} {v:.1f} ms" for k, v in split.items()))
+        print(f"a frame, predict --video's summary: {summary.split('video: ', 1)[-1]}")
+        ms, rows = parquet_cost(out)
+        print(f"Parquet: {ms:.3f} ms per 1000 face rows to write ({rows} rows)")
+        if not a.no_cli:
+            shutil.rmtree(folder / "cli", ignore_errors=True)
+            sec, r = run([sys.executable, "-m", "minifer.batch", folder / "photos",
+                          folder / "clip.mp4", "--out", folder / "cli"])
+            last = r.stderr.strip().splitlines()[-1]
+            print(f"the command line, embedded Ray included: {sec:.1f} s; {last}")
+
+
+if __name__ == "__main__":
+    main()
