@@ -18,7 +18,6 @@ import argparse
 import json
 import sys
 
-from . import backend
 from ._version import add_version_option
 from .fer import crowd, data
 from .fer.catalog import add_model_options
@@ -50,7 +49,6 @@ def main(argv=None):
     args = p.parse_args(argv)
     if not args.data:
         p.error("--data is required")
-    backend.set_cpu_policy()
     try:
         weights = resolve_weights(args.weights, args.model)
         model = load_model(weights)

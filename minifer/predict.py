@@ -246,7 +246,6 @@ def _check_args(args):
 
 def main(argv=None):
     """Run the command line; returns the exit status."""
-    backend.set_cpu_policy()  # passive OpenMP waits: the model's kernels leave the cores to BLAS
     quiet_opencv()  # before OpenCV is first imported: its warnings would break the one-line rule
     msgs = Messages(PROG)
     try:

@@ -41,7 +41,6 @@ def build_parser():
 
 def main(argv=None):
     """Run the server until Ctrl-C; returns the exit status."""
-    backend.set_cpu_policy()
     quiet_opencv()
     args = build_parser().parse_args(argv)
     err = f"{PROG}: error: "

@@ -108,7 +108,6 @@ def train(args):
 def main(argv=None):
     """Command-line entry point; returns the exit code (0 done or stopped with a checkpoint, 2 error)."""
     args = parse_args(argv)
-    backend.set_cpu_policy()
     try:
         train(args)
     except (TrainingError, data.DataError, WeightsError, backend.DeviceError, ValueError, OSError) as e:
