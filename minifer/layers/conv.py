@@ -13,7 +13,7 @@ Backward, with ``G = dL/dout`` reshaped to (M, F)::
 
 Every row of ``cols`` belongs to one image, so the batch can be split: on the
 CPU both passes run over chunks of images whose columns fit in the cache
-(about ``minifer.ops.CHUNK_BYTES``; on minifer's worker threads when they run:
+(about ``minifer.ops.CHUNK_BYTES``; on minifer's worker threads:
 ``minifer.backend.map_chunks``), and the backward pass recomputes each chunk's columns
 instead of keeping all of them from the forward pass. For minivgg's 48x48x32
 layer at batch 64 the columns are 170 MB; a chunk of one image is 2.7 MB.

@@ -23,8 +23,8 @@ Backward: each step's adjoint, in reverse order::
     dx = tiles_adjoint(dV)     (N, H, W, C)  B dV B^T of every tile, added back where it was read
 
 As with im2col, the batch runs in cache-sized chunks of images (of their own size:
-``_chunks``), on minifer's worker threads when they run (``backend.map_chunks``), and the
-backward pass recomputes each chunk's tiles.
+``_chunks``), on minifer's worker threads (``backend.map_chunks``), and the backward pass
+recomputes each chunk's tiles.
 """
 from .. import backend, ops
 from ..ops import (batch_chunks, winograd_filter, winograd_filter_adjoint, winograd_grid, winograd_tiles,
