@@ -15,6 +15,8 @@ Ray is imported when these functions are first called, never by ``import minifer
 import logging
 import warnings
 
+import pyarrow as pa
+
 from .batch_units import Annotator, plan_units
 
 
@@ -72,10 +74,11 @@ def quiet_logs():
 
 
 def _stream(ds):
-    """The dataset's output tables as they come; a failure of the job itself (the cluster gone,
-    actors that cannot start) is a :class:`RayError`."""
+    """The results of each task as a table, in the order they come; a failure of the job itself
+    (the cluster gone, actors that cannot start) is a :class:`RayError`."""
     try:
-        yield from ds.iter_batches(batch_size=None, batch_format="pyarrow")
+        for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            yield pa.Table.from_struct_array(table.column("results").combine_chunks().flatten())
     except Exception as e:
         message = " ".join(str(e).split())[:300]
         raise RayError(f"the job stopped: {type(e).__name__}: {message}") from None
@@ -91,14 +94,14 @@ def annotate(inputs, plan_args, annotator_args, workers, retries=3):
     ds = ray.data.from_arrow(inputs)
     ctx = ds.context
     ctx.enable_progress_bars = False
-    ctx.target_max_block_size = 1     # every table plan_units yields is a block, a task of its own
+    ctx.target_max_block_size = 1     # each task plan_units yields is a block of its own
     ctx.max_errored_blocks = -1       # a block that keeps killing its worker is left out
     ds = ds.map_batches(plan_units, fn_kwargs=plan_args, batch_size=None, batch_format="pyarrow",
                         num_cpus=0,
                         compute=ray.data.TaskPoolStrategy(size=min(workers, len(inputs))))
     with warnings.catch_warnings():   # Ray 2.60 names per-task retries only in ray_remote_args
         warnings.simplefilter("ignore")
-        ds = ds.map_batches(Annotator, fn_constructor_args=annotator_args, batch_size=None,
+        ds = ds.map_batches(Annotator, fn_constructor_args=annotator_args, batch_size=1,
                             batch_format="pyarrow",
                             compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
                             max_task_retries=retries)

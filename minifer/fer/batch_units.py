@@ -34,18 +34,23 @@ from .tracking import FaceTracker
 SMOOTH = 0.5  # the tracker's EMA weight of the newest frame, as in predict --video
 
 PLAN_SCHEMA = pa.schema([("source", pa.string()), ("skip", pa.list_(pa.int32()))])
-UNIT_SCHEMA = pa.schema([("source", pa.string()), ("kind", pa.string()), ("unit", pa.int32()),
-                         ("n_units", pa.int32()), ("start", pa.int64()), ("stop", pa.int64()),
-                         ("frames_announced", pa.int64()), ("error", pa.string())])
+UNIT_TYPE = pa.struct([("source", pa.string()), ("kind", pa.string()), ("unit", pa.int32()),
+                       ("n_units", pa.int32()), ("start", pa.int64()), ("stop", pa.int64()),
+                       ("frames_announced", pa.int64()), ("error", pa.string())])
 FACE_TYPE = pa.struct([("frame", pa.int64()), ("time_s", pa.float64()), ("face", pa.int32()),
                        ("x", pa.int32()), ("y", pa.int32()), ("w", pa.int32()), ("h", pa.int32()),
                        ("track", pa.int32()), ("label", pa.string()), ("score", pa.float32()),
                        ("probs", pa.list_(pa.float32()))])
-RESULT_SCHEMA = pa.schema([("source", pa.string()), ("kind", pa.string()), ("unit", pa.int32()),
-                           ("n_units", pa.int32()), ("start", pa.int64()), ("frames", pa.int64()),
-                           ("status", pa.string()), ("error", pa.string()),
-                           ("seconds", pa.float64()), ("worker", pa.string()),
-                           ("faces", pa.list_(FACE_TYPE))])
+RESULT_TYPE = pa.struct([("source", pa.string()), ("kind", pa.string()), ("unit", pa.int32()),
+                         ("n_units", pa.int32()), ("start", pa.int64()), ("frames", pa.int64()),
+                         ("status", pa.string()), ("error", pa.string()),
+                         ("seconds", pa.float64()), ("worker", pa.string()),
+                         ("faces", pa.list_(FACE_TYPE))])
+RESULT_SCHEMA = pa.schema(list(RESULT_TYPE))
+# One row per Ray task, so that Ray Data never cuts a task's units or results into blocks of
+# their own (the planning stage's blocks are made as small as they go: one task each).
+TASK_SCHEMA = pa.schema([("units", pa.list_(UNIT_TYPE))])
+TASK_RESULTS_SCHEMA = pa.schema([("results", pa.list_(RESULT_TYPE))])
 
 
 def file_sha256(path):
@@ -117,14 +122,14 @@ def probe(path):
     return r
 
 
-def _units(rows):
-    return pa.Table.from_pylist(rows, schema=UNIT_SCHEMA)
+def _task(units):
+    return pa.Table.from_pylist([{"units": units}], schema=TASK_SCHEMA)
 
 
 def plan_units(inputs, segment_s, detect_every, photos_per_task):
-    """Yield the units of the inputs of a table of :data:`PLAN_SCHEMA` as tables of
-    :data:`UNIT_SCHEMA`, one table per Ray task downstream: each video segment alone, photos in
-    groups of up to ``photos_per_task``. Units listed in an input's ``skip`` are left out (done)."""
+    """Yield the units of the inputs of a table of :data:`PLAN_SCHEMA`, one Ray task's worth at a
+    time (a one-row table of :data:`TASK_SCHEMA`): each video segment alone, photos in groups of
+    up to ``photos_per_task``. Units listed in an input's ``skip`` are left out (done)."""
     photos = []
     for row in inputs.to_pylist():
         src, skip = row["source"], set(row["skip"] or ())
@@ -133,16 +138,16 @@ def plan_units(inputs, segment_s, detect_every, photos_per_task):
             cuts = segments(p["frames"], p["fps"], segment_s, detect_every)
             for k, (start, stop) in enumerate(cuts):
                 if k not in skip:
-                    yield _units([{"source": src, "kind": "video", "unit": k, "n_units": len(cuts),
-                                   "start": start, "stop": stop, "frames_announced": p["frames"]}])
+                    yield _task([{"source": src, "kind": "video", "unit": k, "n_units": len(cuts),
+                                  "start": start, "stop": stop, "frames_announced": p["frames"]}])
         elif 0 not in skip:
             unit = {"source": src, "kind": p["kind"], "unit": 0, "n_units": 1, "error": p["error"]}
             if p["kind"] == "photo":
                 photos.append(unit)
             else:
-                yield _units([unit])
+                yield _task([unit])
     for i in range(0, len(photos), photos_per_task):
-        yield _units(photos[i:i + photos_per_task])
+        yield _task(photos[i:i + photos_per_task])
 
 
 def segments(frames, fps, segment_s, detect_every=1):
@@ -179,8 +184,8 @@ def _face(probs, classes, box, face, frame=None, time_s=None, track=None):
 
 
 class Annotator:
-    """A Ray Data actor: one recognizer, loaded once; called with a block of units (a table of
-    :data:`UNIT_SCHEMA`), it returns their results (:data:`RESULT_SCHEMA`).
+    """A Ray Data actor: one recognizer, loaded once; called with a block of tasks (a table of
+    :data:`TASK_SCHEMA`), it returns their units' results in one row (:data:`TASK_RESULTS_SCHEMA`).
 
     ``weights``/``model`` name the weights as ``predict`` does, resolved on the worker's node;
     they must be the driver's file, byte for byte (``sha256``). ``settings``: ``tta``,
@@ -210,11 +215,12 @@ class Annotator:
         self.detect_every = int(settings["detect_every"])
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
-    def __call__(self, units):
-        return pa.Table.from_pylist([self.run(u) for u in units.to_pylist()], schema=RESULT_SCHEMA)
+    def __call__(self, tasks):
+        results = [self.run(u) for row in tasks.to_pylist() for u in row["units"]]
+        return pa.Table.from_pylist([{"results": results}], schema=TASK_RESULTS_SCHEMA)
 
     def run(self, unit):
-        """The result of one unit (a dict of :data:`RESULT_SCHEMA`)."""
+        """The result of one unit (a dict of :data:`RESULT_TYPE`)."""
         t = time.perf_counter()
         work = {"photo": self._photo, "video": self._segment}.get(unit["kind"])
         faces, frames, status, error = work(unit) if work else ([], 0, "error", unit["error"])
