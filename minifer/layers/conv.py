@@ -56,11 +56,12 @@ def conv_forward(x, w, b, stride, pad, u=None, relu=False):
     return out, (x, w, stride, pad)
 
 
-def conv_backward(dout, cache, need_dx=True):
-    """dout (N,OH,OW,F) -> dx (N,H,W,C) or None, dw (KH,KW,C,F), db (F,)."""
+def conv_backward(dout, cache, need_dx=True, need_db=True):
+    """dout (N,OH,OW,F) -> dx (N,H,W,C) or None, dw (KH,KW,C,F), db (F,) or None (a layer without
+    a bias: summing dout is a pass over it, 3.7 ms for minivgg's 64x48x48x32)."""
     x, w, stride, pad = cache
     n, oh, ow, f = dout.shape
-    db = dout.reshape(-1, f).sum(axis=0)                       # (F,)
+    db = dout.reshape(-1, f).sum(axis=0) if need_db else None  # (F,)
     if winograd_applies(w.shape, stride, pad):
         return (*winograd.backward(dout, x, w, pad, need_dx), db)
     kh, kw = w.shape[:2]
@@ -120,7 +121,7 @@ class Conv2d(Layer):
         cache, out = self.cache
         if out is not None:                   # the fused ReLU: dout where out > 0
             dout = dout * (out > 0)
-        dx, dw, db = conv_backward(dout, cache, self.need_input_grad)
+        dx, dw, db = conv_backward(dout, cache, self.need_input_grad, self.bias)
         self.params["W"].grad = dw
         if self.bias:
             self.params["b"].grad = db
