@@ -20,7 +20,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_WEIGHTS = ROOT / "minifer" / "fer" / "weights" / "minivgg_fer.npz"
+sys.path.insert(0, str(ROOT))
+from minifer.fer.predictor import default_weights  # noqa: E402
+
+DEFAULT_WEIGHTS = default_weights()
 PHOTO = ROOT / "examples" / "images" / "astronaut.jpg"
 
 

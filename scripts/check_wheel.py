@@ -9,7 +9,7 @@ import os
 import sys
 import zipfile
 
-REQUIRED = ["minifer/fer/weights/minivgg_fer.npz", "minifer/fer/weights/models.json", "minifer/fer/yunet/yunet_s_640_640.onnx",
+REQUIRED = ["minifer/fer/weights/minivgg_fer.npz", "minifer/fer/weights/models.json", "minifer/fer/weights/minivgg_crowd.npz", "minifer/fer/yunet/yunet_s_640_640.onnx",
             "minifer/fer/yunet/LICENSE", "minifer/fer/yunet/README.md", "minifer/fer/static/index.html",
             "minifer/__init__.py"]
 LIMIT_MB = 10.0
