@@ -34,12 +34,11 @@ def split(request, monkeypatch):
 
 
 def test_split_calls_run_in_pieces_on_the_workers(split):
-    pieces = cpu._ranges(10, 100)
+    pieces = cpu._rows(lambda lo, hi: (lo, hi, backend.in_worker()), 10, 100)
     assert pieces[0][0] == 0 and pieces[-1][1] == 10
     assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:]))
     assert len(pieces) == (1 if split == "whole" else 2 * cpu.PIECES)
-    seen = cpu._rows(lambda lo, hi: backend.in_worker(), 10, 100)
-    assert all(seen) == (split == "split") and not backend.in_worker()
+    assert all(w for _, _, w in pieces) == (split == "split") and not backend.in_worker()
 
 
 @pytest.mark.parametrize("shape,k,s,p", SHAPES)

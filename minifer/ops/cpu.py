@@ -26,18 +26,16 @@ PIECES = 1             # row ranges per worker thread (more balance a core slowe
 kernel = njit(cache=True, nogil=True)   # every kernel's build: serial, and releasing the GIL
 
 
-def _ranges(n, size):
-    """``[(lo, hi)]`` covering ``range(n)``: one range for ``size`` values or fewer, in a worker
-    (it is a piece of a larger call already) or with one worker thread, else
-    ``PIECES`` per worker."""
-    workers = backend.worker_count()
-    k = 1 if size <= SERIAL_MAX or workers < 2 or backend.in_worker() else min(n, PIECES * workers)
-    return [(i * n // k, (i + 1) * n // k) for i in range(k)]
-
-
 def _rows(fn, n, size, *args):
-    """``fn(*args, lo, hi)`` for the row ranges of :func:`_ranges`, on minifer's workers -> results."""
-    return backend.map_chunks(lambda r: fn(*args, *r), _ranges(n, size))
+    """``fn(*args, lo, hi)`` over row ranges covering ``range(n)``, on minifer's workers, ``PIECES``
+    per thread -> the results. One range, in the calling thread, for ``size`` values or fewer, in
+    a worker (it is a piece of a larger call already) or with one thread: a face's kernels pay
+    for no hand-over."""
+    threads = backend.worker_count()
+    if size <= SERIAL_MAX or threads < 2 or backend.in_worker():
+        return [fn(*args, 0, n)]
+    k = min(n, PIECES * threads)
+    return backend.map_chunks(lambda r: fn(*args, *r), [(i * n // k, (i + 1) * n // k) for i in range(k)])
 
 
 @kernel
