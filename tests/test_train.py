@@ -156,8 +156,8 @@ def test_distillation_from_kept_soft_targets(fer_npz, tmp_path, capsys):
     np.testing.assert_allclose(arrays["probs"], t.predict_proba(model_input(x, t.meta)), atol=1e-5)
     assert np.array_equal(arrays["labels"], y) and meta["teacher"] == str(teacher)
     online, kept = (load_model(tmp_path / d / "last.npz").state_dict() for d in ("online", "kept"))
-    for k in online:
-        np.testing.assert_allclose(kept[k], online[k], rtol=1e-4, atol=1e-5)
+    for k in online:   # the teacher's rounding depends on the batch a face is in (32 online, 96 kept):
+        np.testing.assert_allclose(kept[k], online[k], rtol=1e-3, atol=1e-3)   # 3.9e-4 apart, measured
 
     before = soft.stat().st_mtime_ns
     assert run(fer_npz, tmp_path / "again", *kd, "--soft-targets", str(soft), "--augment", "standard") == 0
