@@ -140,7 +140,7 @@ def test_distillation_from_a_teacher_file(fer_npz, tmp_path, capsys):
 
 def test_distillation_from_kept_soft_targets(fer_npz, tmp_path, capsys):
     """--soft-targets: the teacher runs once over the clean training faces; its probabilities are kept
-    and read back by later runs; on faces that are not augmented the student learns exactly what it
+    and read back by later runs; on faces that are not augmented the student learns (up to rounding) what it
     learns from the teacher run per batch; another teacher's file, or no teacher, is one line, exit 2."""
     from minifer.fer import data
     from minifer.fer.classes import model_input
