@@ -5,8 +5,10 @@
 1. Makes the inputs in a temporary folder: ``--photos`` copies of the example photos (the
    astronaut, one face, and the cat, none, in turn) and a 640x480, 30 frames/s clip of one moving
    face (``benchmarks/realtime.py``'s), ``--clip-s`` seconds long.
-2. Baseline: one ``predict --json`` process for the photos and one ``predict --video --json``
-   process for the clip, their wall times added (start-up included).
+2. Baselines: one ``predict --json`` process for the photos and one ``predict --video --json``
+   process for the clip, their wall times added (start-up included), on one core (``predict1``:
+   the processes' CPU affinity set to core 0, as one worker has one CPU) and on the whole machine
+   (``predict``: its threads on every core).
 3. :func:`minifer.fer.batch_job.annotate` on the same inputs into a fresh folder with each
    ``--workers`` count, in one local Ray instance (2 CPUs) started before the rounds, as a
    cluster would be: its start-up and a 2-photo warm-up job (Ray Data's helper actors) are not
@@ -22,7 +24,9 @@
 Pause other work on the machine (e.g. ``kill -STOP`` a training run) while this runs.
 """
 import argparse
+import math
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -36,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from realtime import FPS, make_clip  # noqa: E402
 
-from minifer.fer.batch_job import annotate  # noqa: E402
+from minifer.fer.batch_job import PHOTOS_PER_TASK, annotate  # noqa: E402
 
 IMAGES = [ROOT / "examples/images/astronaut.jpg", ROOT / "examples/images/chelsea_cat.jpg"]
 
@@ -48,36 +52,51 @@ def make_inputs(folder, photos, clip_s):
     make_clip(folder / "clip.mp4", frames=int(round(clip_s * FPS)))
 
 
-def run(cmd):
+def run(cmd, one_core=False):
     t = time.perf_counter()
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    pin = (lambda: os.sched_setaffinity(0, {0})) if one_core else None
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, preexec_fn=pin)
     if r.returncode != 0:
         sys.exit(f"{' '.join(map(str, cmd))} failed: {r.stderr.strip()[-500:]}")
     return time.perf_counter() - t, r
 
 
-def predict_once(folder):
-    """Seconds of the two predict processes, and the clip's summary line."""
-    t1, _ = run([sys.executable, "-m", "minifer.predict", "--json", "-q", folder / "photos"])
-    t2, r = run([sys.executable, "-m", "minifer.predict", "--json", "--video", folder / "clip.mp4"])
-    return t1 + t2, r.stderr.strip().splitlines()[-1]
+def predict_once(folder, one_core):
+    """Seconds of the two predict processes (on one core, or on the whole machine)."""
+    t1, _ = run([sys.executable, "-m", "minifer.predict", "--json", "-q", folder / "photos"],
+                one_core)
+    t2, _ = run([sys.executable, "-m", "minifer.predict", "--json", "--video", folder / "clip.mp4"],
+                one_core)
+    return t1 + t2
+
+
+def cpu_seconds():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def batch_once(folder, workers):
+    """Seconds of one job, its output folder, and the CPU seconds this process (the driver) used."""
     out = folder / f"out{workers}"
     shutil.rmtree(out, ignore_errors=True)
+    c = cpu_seconds()
     s = annotate([folder / "photos", folder / "clip.mp4"], out, workers=workers)
     assert s.failed == 0 and s.done == s.inputs, s
-    return s.seconds, out
+    return s.seconds, out, cpu_seconds() - c
 
 
-def stage_split(folder, n=60):
-    """Median ms of a photo's decode, detect + align, classify, in this process (2 threads)."""
+def photo_split(folder, n=60):
+    """Median ms of a photo's decode, detect + align, classify, on one core in this process."""
+    import cv2
+
     from minifer import backend
     from minifer.fer.faces import FaceFinder
     from minifer.fer.images import load_image, to_gray_array
     from minifer.fer.predictor import Predictor, resolve_weights
-    backend.set_blas_threads(1)
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {0})
+    cv2.setNumThreads(1)
+    backend.set_workers(1)
     pred, finder = Predictor.load(resolve_weights()), FaceFinder()
     times = {"decode": [], "detect": [], "classify": []}
     for p in sorted((folder / "photos").iterdir())[:n]:
@@ -90,7 +109,15 @@ def stage_split(folder, n=60):
         t3 = time.perf_counter()
         for k, v in zip(times, (t1 - t0, t2 - t1, t3 - t2)):
             times[k].append(1e3 * v)
+    os.sched_setaffinity(0, cpus)
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+def frame_split(folder):
+    """``predict --video``'s summary line, its process on one core."""
+    _, r = run([sys.executable, "-m", "minifer.predict", "--json", "--video", folder / "clip.mp4"],
+               one_core=True)
+    return r.stderr.strip().splitlines()[-1].split("video: ", 1)[-1]
 
 
 def parquet_cost(out):
@@ -128,47 +155,55 @@ def main():
                  logging_level="ERROR")
         print(f"ray.init: {time.perf_counter() - t:.1f} s (not counted below)", flush=True)
         t = time.perf_counter()   # Ray Data starts its helper actors with the session's first job
+        shutil.rmtree(folder / "warm-up", ignore_errors=True)
         annotate(sorted((folder / "photos").iterdir())[:2], folder / "warm-up", workers=1)
         print(f"warm-up job (2 photos): {time.perf_counter() - t:.1f} s (not counted)", flush=True)
-        sides = ["predict"] + [f"batch{w}" for w in a.workers]
-        times = {s: [] for s in sides}
-        summary, out = None, None
+        sides = ["predict1", "predict"] + [f"batch{w}" for w in a.workers]
+        times, outs, driver = {s: [] for s in sides}, {}, {w: [] for w in a.workers}
         for r in range(a.rounds):
             order = sides[r % len(sides):] + sides[:r % len(sides)]
             for side in order:
-                if side == "predict":
-                    sec, summary = predict_once(folder)
+                if side.startswith("predict"):
+                    times[side].append(predict_once(folder, one_core=side == "predict1"))
                 else:
-                    sec, out = batch_once(folder, int(side[5:]))
-                times[side].append(sec)
+                    w = int(side[5:])
+                    sec, outs[w], cpu = batch_once(folder, w)
+                    times[side].append(sec)
+                    driver[w].append(cpu)
             print(f"round {r + 1}: " + ", ".join(f"{s} {times[s][-1]:.1f} s" for s in sides),
                   flush=True)
         ray.shutdown()
-        base = times["predict"]
-        print(f"predict (2 processes): median {statistics.median(base):.1f} s, rounds "
-              + ", ".join(f"{v:.1f}" for v in base))
+        for s in sides:
+            print(f"{s}: median {statistics.median(times[s]):.1f} s, rounds "
+                  + ", ".join(f"{v:.1f}" for v in times[s]))
+
+        def ratio(fast, slow, what):       # throughput of `fast` over `slow`, round by round
+            x = [a_ / b_ for a_, b_ in zip(times[slow], times[fast])]
+            print(f"{what}: {statistics.median(x):.2f}x (rounds "
+                  + ", ".join(f"{v:.2f}" for v in x) + ")")
+
         for w in a.workers:
-            t = times[f"batch{w}"]
-            ratio = [b / v for b, v in zip(base, t)]
-            print(f"batch --workers {w}: median {statistics.median(t):.1f} s, rounds "
-                  + ", ".join(f"{v:.1f}" for v in t)
-                  + f"; throughput vs predict {statistics.median(ratio):.2f}x (rounds "
-                  + ", ".join(f"{x:.2f}" for x in ratio) + ")")
-        if 1 in a.workers and len(a.workers) > 1:
-            one = times["batch1"]
-            for w in a.workers[1:]:
-                ratio = [o / v for o, v in zip(one, times[f"batch{w}"])]
-                print(f"batch --workers {w} vs 1: {statistics.median(ratio):.2f}x (rounds "
-                      + ", ".join(f"{x:.2f}" for x in ratio) + ")")
+            ratio(f"batch{w}", "predict1", f"batch --workers {w} vs one predict process on one core")
+            ratio(f"batch{w}", "predict", f"batch --workers {w} vs one predict process, all cores")
+            if w != 1 and 1 in a.workers:
+                ratio(f"batch{w}", "batch1", f"batch --workers {w} vs --workers 1")
         import pandas as pd
-        units = pd.read_parquet(out / "_units")
-        for kind, per in (("photo", "photo"), ("video", "frame")):
-            u = units[units["kind"] == kind]
-            print(f"worker seconds per {per} ({kind}s, last batch run): "
-                  f"{1e3 * u['seconds'].sum() / max(1, u['frames'].sum()):.2f} ms")
-        split = stage_split(folder)
-        print("a photo, in this process: " + ", ".join(f"{k} {v:.1f} ms" for k, v in split.items()))
-        print(f"a frame, predict --video's summary: {summary.split('video: ', 1)[-1]}")
+        for w in a.workers:
+            u = pd.read_parquet(outs[w] / "_units")
+            ph, vi = u[u["kind"] == "photo"], u[u["kind"] == "video"]
+            per = max(1, min(PHOTOS_PER_TASK, math.ceil((len(ph) + 1) / (4 * w))))
+            tasks = len(vi) + math.ceil(len(ph) / per)
+            print(f"--workers {w}, last round: worker "
+                  f"{1e3 * ph['seconds'].sum() / len(ph):.1f} ms per photo, "
+                  f"{1e3 * vi['seconds'].sum() / vi['frames'].sum():.2f} ms per frame; driver CPU "
+                  f"{statistics.median(driver[w]):.1f} s per job (about {tasks} tasks)")
+        split = photo_split(folder)
+        print("a photo on one core: " + ", ".join(f"{k} {v:.1f} ms" for k, v in split.items()))
+        print(f"a frame on one core, predict --video: {frame_split(folder)}")
+        sizes = [p.stat().st_size for p in (folder / "photos").iterdir()]
+        print(f"bytes: {statistics.mean(sizes) / 1e3:.0f} kB per photo, "
+              f"{(folder / 'clip.mp4').stat().st_size / frames / 1e3:.1f} kB per frame of the clip")
+        out = outs[a.workers[-1]]
         ms, rows = parquet_cost(out)
         print(f"Parquet: {ms:.3f} ms per 1000 face rows to write ({rows} rows)")
         if not a.no_cli:

@@ -77,7 +77,7 @@ examples:
                    help="a running Ray cluster: auto, HOST:PORT or ray://HOST:PORT "
                         "(default: start one in this process)")
     g.add_argument("--workers", type=positive_int, metavar="N",
-                   help="actors, each with the model loaded (default: one per CPU)")
+                   help="actors, each with the model loaded and one CPU (default: one per CPU)")
     g.add_argument("--segment-s", type=_seconds, default=10.0, metavar="S",
                    help="seconds of video per unit of work (default 10)")
     g.add_argument("--retries", type=_count, default=3, metavar="N",

@@ -134,8 +134,10 @@ def annotate(inputs, out, *, address=None, workers=None, segment_s=SEGMENT_S, we
     try:
         finished = store.finished()
         todo = [f for f in files if f not in finished]
-        wanted = set(todo)
-        committed = [u for u in store.units().to_pylist() if u["source"] in wanted] if todo else []
+        committed = []                                   # the segments of unfinished videos
+        if todo:
+            units = store.units()
+            committed = units.filter(pc.is_in(units["source"], pa.array(todo))).to_pylist()
         collector = Collector({f: _size(f) for f in todo}, predictor.classes, committed)
         if todo:
             job = _Job(store, collector, commit_s, progress, on_error, t0)
@@ -167,11 +169,11 @@ class _Job:
         ``weights``: (file, model name, sha256); ``settings``: the actors' options; ``plan``:
         :func:`~minifer.fer.batch_units.plan_units`' options."""
         from . import batch_ray
-        started = batch_ray.start(address, cpus=backend.usable_cpus())
+        started = batch_ray.start(address, cpus=max(backend.usable_cpus(), workers or 1))
         try:
-            cpus = batch_ray.cluster_cpus()
-            workers = workers or cpus
-            annotator = (*weights, {**settings, "threads": max(1, cpus // min(workers, cpus))})
+            cpus = batch_ray.cluster_cpus()          # each worker needs one: no more than there are
+            workers = min(workers or cpus, cpus)
+            annotator = (*weights, settings)
             todo = self.collector.missing()
             per_task = max(1, min(PHOTOS_PER_TASK, math.ceil(len(todo) / (4 * workers))))
             self.consume(batch_ray.annotate(_plan_blocks(todo, PLAN_BLOCK),

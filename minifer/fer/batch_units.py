@@ -187,19 +187,19 @@ class Annotator:
     """A Ray Data actor: one recognizer, loaded once; called with a block of tasks (a table of
     :data:`TASK_SCHEMA`), it returns their units' results in one row (:data:`TASK_RESULTS_SCHEMA`).
 
-    ``weights``/``model`` name the weights as ``predict`` does, resolved on the worker's node;
-    they must be the driver's file, byte for byte (``sha256``). ``settings``: ``tta``,
-    ``threshold``, ``min_face`` (photos), ``detect_every`` (video), ``threads`` (this actor's
-    share of its node's cores).
+    Each actor reserves one CPU and works on one thread (OpenCV's, minifer's and OpenBLAS's
+    threads set to one): the workers are the parallelism. ``weights``/``model`` name the weights
+    as ``predict`` does, resolved on the worker's node; they must be the driver's file, byte for
+    byte (``sha256``). ``settings``: ``tta``, ``threshold``, ``min_face`` (photos),
+    ``detect_every`` (video).
     """
 
     def __init__(self, weights, model, sha256, settings):
-        threads = int(settings["threads"])
         quiet_opencv()
         import cv2
-        cv2.setNumThreads(threads)
-        backend.set_workers(threads)
-        backend.set_blas_threads(1)       # small batches; the cores go to the face detector
+        cv2.setNumThreads(1)
+        backend.set_workers(1)
+        backend.set_blas_threads(1)
         path = resolve_weights(weights, model)
         if file_sha256(path) != sha256:
             raise PredictorError(f"{socket.gethostname()}: {path} is not the weights file the job "
