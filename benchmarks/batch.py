@@ -97,6 +97,7 @@ def photo_split(folder, n=60):
     os.sched_setaffinity(0, {0})
     cv2.setNumThreads(1)
     backend.set_workers(1)
+    backend.set_blas_threads(1)
     pred, finder = Predictor.load(resolve_weights()), FaceFinder()
     times = {"decode": [], "detect": [], "classify": []}
     for p in sorted((folder / "photos").iterdir())[:n]:

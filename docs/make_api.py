@@ -21,7 +21,7 @@ PKG = ROOT / "minifer"
 OUT = ROOT / "docs" / "api.md"
 
 # Command-line modules: documented in the table at the end, not as library API.
-COMMAND_LINES = ("predict", "train", "evaluate", "convert", "bench", "exercises")
+COMMAND_LINES = ("predict", "train", "evaluate", "convert", "bench", "exercises", "batch")
 # Tier order of the sections (docs/architecture.md); modules are found by walking minifer/.
 ORDER = ["_version", "backend", "ops", "layers", "model", "io", "optim", "schedules", "gradcheck", "fit", "zoo",
          "averaging", "timing", "formats", "fer", "classroom"]
@@ -164,6 +164,7 @@ CLI = """## Command-line tools
 | `python -m minifer.convert SRC DST.npz` | pretrained VGG16 (ONNX, Keras h5, PyTorch) -> minifer `.npz` | [11](11_transfer_learning.md) |
 | `python -m minifer.bench` | throughput, latency, per-layer time split (and the same network in PyTorch, when importable) | [13](13_performance.md) |
 | `python -m minifer.exercises start\\|check\\|grade\\|solve` | graded exercises cut from the library's code: a student's folder, its checks, a class's grades | [learners](exercises_learners.md), [instructors](exercises_instructors.md) |
+| `python -m minifer.batch INPUT... --out DIR [--address auto]` | emotions of the faces in thousands of photos and hours of video, on every core of a machine or a Ray cluster, into Parquet; a rerun does what is left | [batch on Ray](batch_on_ray.md) |
 
 Each prints its options with `--help`.
 """
