@@ -133,6 +133,20 @@ def summary_line(s):
     return text + ", ".join(failed) + where
 
 
+def reporter(msgs, tty, every_s=60.0):
+    """The job's progress callback: a line rewritten in place on a terminal, else one line a
+    minute (a log file)."""
+    if tty:
+        return lambda p: msgs.progress(progress_line(p))
+    last = [0.0]
+
+    def note(p):
+        if p.elapsed - last[0] >= every_s:
+            last[0] = p.elapsed
+            msgs.note(progress_line(p))
+    return note
+
+
 @contextlib.contextmanager
 def native_output_to(path):
     """Send what native code writes to file descriptor 2 (Ray's C++ core logs its warnings there)
@@ -177,14 +191,13 @@ def main(argv=None):
             with native_output_to(log) as stream:
                 msgs.stream = stream
                 quiet_logs()
-                show = stream.isatty()
                 summary = annotate(
                     args.inputs, args.out, address=args.address, workers=args.workers,
                     segment_s=args.segment_s, weights=args.weights, model=args.model,
                     tta=args.tta, threshold=args.threshold, min_face=args.min_face,
                     detect_every=args.detect_every, retries=args.retries,
                     commit_s=args.commit_s, on_error=msgs.error,
-                    progress=(lambda p: msgs.progress(progress_line(p))) if show else None)
+                    progress=reporter(msgs, stream.isatty()))
                 msgs.done()
         except (StoreError, RayError) as e:
             raise UsageError(str(e)) from None
