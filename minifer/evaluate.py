@@ -53,7 +53,7 @@ def main(argv=None):
         weights = resolve_weights(args.weights, args.model)
         model = load_model(weights)
         x, y = data.load_fer(args.data, args.split)
-        votes = None if args.no_votes else _votes(args, len(x))
+        votes = None if args.no_votes else crowd.votes_beside(args.data, args.split, len(x), args.votes)
         if args.limit:
             x, y = x[:args.limit], y[:args.limit]
             votes = None if votes is None else votes[:args.limit]
@@ -78,18 +78,6 @@ def main(argv=None):
         print(format_report(r))
         print(f"\n{r['images_per_s']:.0f} images/s")
     return 0
-
-
-def _votes(args, n):
-    """The split's FER+ votes: from ``--votes`` (an error when unusable), else from the default
-    place when the file is there and has the split; None otherwise."""
-    if args.votes:
-        return crowd.load_votes(args.votes, args.split, n)
-    path = crowd.default_votes_path(args.data)
-    try:
-        return crowd.load_votes(path, args.split, n)
-    except crowd.VotesError:
-        return None
 
 
 if __name__ == "__main__":

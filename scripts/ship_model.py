@@ -96,8 +96,7 @@ def evaluate_file(path, data_path, limit, json_out):
     line per mode and the per-class table, write the reports to ``json_out`` -> them."""
     shipped = load_model(path)
     x, y = data.load_fer(data_path, "val")
-    votes_path = crowd.default_votes_path(data_path)
-    votes = crowd.load_votes(votes_path, "val", len(x)) if Path(votes_path).is_file() else None
+    votes = crowd.votes_beside(data_path, "val", len(x))
     if limit:
         x, y = x[:limit], y[:limit]
         votes = None if votes is None else votes[:limit]

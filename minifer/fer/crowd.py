@@ -82,6 +82,27 @@ def crowd_majority(votes):
     return y
 
 
+def trainable(votes):
+    """The faces FER+ trains on -> (N,) bool: some votes for the seven classes, and no unknown or
+    not-a-face count as high as the top vote (a tie with them leaves the face out, unlike
+    :func:`crowd_majority`'s first-column rule, which decides what a face is measured against)."""
+    votes = np.asarray(votes)
+    doubt = votes[:, VOTE_COLUMNS.index("unknown"):].max(axis=1)
+    return (doubt < votes.max(axis=1)) & (class_votes(votes).sum(axis=1) > 0)
+
+
+def votes_beside(data_path, split, n, path=None):
+    """The FER+ votes of ``split`` for ``n`` faces: from ``path`` when given (a
+    :class:`VotesError` if unusable), else from :func:`default_votes_path` when that file is
+    there and has the split; None otherwise."""
+    if path:
+        return load_votes(path, split, n)
+    try:
+        return load_votes(default_votes_path(data_path), split, n)
+    except VotesError:
+        return None
+
+
 def clear_expressions(votes):
     """Faces where at least :data:`CLEAR` of the ten agree on one emotion other than neutral -> (N,) bool."""
     c = class_votes(votes)

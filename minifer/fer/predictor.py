@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..folding import fold_batchnorm
 from ..io import WeightsError
 from ..model import load_model
 from . import catalog
@@ -87,10 +86,7 @@ class Predictor:
         if tta not in TTA_MODES:
             raise ValueError(f"unknown TTA mode {tta!r}; use one of {TTA_MODES}")
         normalization(model.meta)  # unusable preprocessing fails here, not on the first face
-        self.model = model
-        # batch-norm folded into the layer before it (minifer.folding): one face 1.1-1.2x faster,
-        # same probabilities up to float32 rounding (python benchmarks/folding.py)
-        self._inference = fold_batchnorm(model)
+        self.model = model          # evaluation mode folds its batch-norms by itself (minifer.model)
         self.classes = [str(c) for c in model.meta["classes"]]
         self.size = FACE_SIZE
         self.input_side = input_side(model.meta)
@@ -137,6 +133,6 @@ class Predictor:
         faces = np.asarray(faces)
         if len(faces) == 0:
             return np.zeros((0, len(self.classes)))
-        p = model_tta_predict(self._inference, self.preprocess(faces), self.tta, self.batch_size)
+        p = model_tta_predict(self.model, self.preprocess(faces), self.tta, self.batch_size)
         p = np.asarray(p, dtype=np.float64)
         return p / p.sum(axis=1, keepdims=True)

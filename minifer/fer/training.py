@@ -45,7 +45,6 @@ import numpy as np
 from .. import backend, optim, schedules, zoo
 from ..io import WeightsError, atomic_write, load_npz, save_npz
 from ..layers import DistillationLoss, SoftmaxCrossEntropy
-from ..folding import fold_batchnorm
 from ..model import load_model
 from . import augment, crowd, data
 from .classes import CLASSES, FACE_SIZE, gray_preprocess, model_input, normalization
@@ -306,8 +305,7 @@ class Trainer:
         v_va = crowd.load_votes(path, opts.val_split)[:len(self.x_va)]
         if len(v_tr) != len(self.x_tr) or len(v_va) != len(self.x_va):
             raise TrainingError(f"{path}: fewer votes than faces")
-        keep = (v_tr[:, crowd.VOTE_COLUMNS.index("unknown"):].max(axis=1) < v_tr.max(axis=1)) & \
-            (crowd.class_votes(v_tr).sum(axis=1) > 0)
+        keep = crowd.trainable(v_tr)
         q = crowd.vote_distribution(v_tr[keep])
         self.x_tr, self.y_tr = self.x_tr[keep], q.argmax(axis=1).astype(np.uint8)
         self.q_tr = q if opts.target == "votes" else None
@@ -320,7 +318,7 @@ class Trainer:
         """The network or ensemble to distil from; it must name the same classes."""
         if self.opts.mixup or self.opts.class_weights:
             raise TrainingError("--teacher does not combine with --mixup or --class-weights")
-        teacher = fold_batchnorm(load_model(self.opts.teacher))    # only ever evaluated: fold it once
+        teacher = load_model(self.opts.teacher).eval()    # only ever evaluated (batch-norms folded by itself)
         normalization(teacher.meta)
         if teacher.meta.get("classes") != self.model.meta["classes"]:
             raise TrainingError(f"{self.opts.teacher}: the teacher's classes {teacher.meta.get('classes')} "
