@@ -9,7 +9,8 @@
    (``?client=``, the webcam page's way: 320 px detection and tracking).
 3. 8 concurrent clients x 50 requests, each with its own picture and client id: errors, and
    whether every answer was for its own client's picture; the throughput.
-4. The page in headless Chromium with a fake camera for 15 s: the frames per second it shows.
+4. The page in headless Chromium with a fake camera for 15 s: the frames per second it shows
+   (``--screenshot PATH``: a picture of the page then, e.g. README's docs/img/live_demo.png).
 
 Pause other work on the machine (e.g. ``kill -STOP`` a training run) while this runs.
 """
@@ -48,6 +49,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--requests", type=int, default=100)
     ap.add_argument("--no-browser", action="store_true")
+    ap.add_argument("--screenshot", metavar="PATH", help="save the page after 15 s as a PNG")
     a = ap.parse_args()
     proc, url = start_server()
     try:
@@ -89,6 +91,8 @@ def main():
                     browser.wait_for("document.querySelectorAll('#faces li.face').length", 60)
                     time.sleep(15)
                     print("the page after 15 s:", browser.evaluate("document.getElementById('stats').textContent"))
+                    if a.screenshot:
+                        browser.screenshot(a.screenshot)
                 finally:
                     browser.close()
     finally:
