@@ -115,10 +115,8 @@ class Sequential:
         ``EVAL_CHUNK_BYTES`` stay in the CPU's cache from layer to layer, and no block
         allocated is so large that the C library maps fresh pages for it on every call. The
         sub-batches run side by side on minifer's worker threads, each whole network pass in one
-        thread (:func:`minifer.backend.map_chunks`): no hand-over between layers. Measured for
-        minivgg at batch 256 on 2 cores (3 alternating rounds, one process): 882-921 images/s
-        instead of 763-847 with the sub-batches one after the other, each layer split over the
-        threads."""
+        thread (:func:`minifer.backend.map_chunks`): no hand-over between layers (measured in
+        docs/13_performance.md, section 3)."""
         with backend.one_blas_thread(len(x) > 1):
             if any(layer.training for layer in self.layers):
                 self._replay = None
