@@ -1,4 +1,4 @@
-"""Winograd F(2x2, 3x3) against im2col, layer by layer, forward and forward + backward.
+"""Winograd F(4x4, 3x3) against im2col, layer by layer, forward and forward + backward.
 
     python benchmarks/winograd.py [--batch 64] [--repeat 7]
 

@@ -23,8 +23,8 @@ output channels read and write ``cols`` faster from the cache than from memory.
 On the GPU the whole batch is one chunk.
 
 3x3 stride-1 convolutions with at least a few input channels take a faster
-path on the CPU, Winograd F(2x2, 3x3) (:mod:`minifer.layers.winograd`): the
-same result with 8/18 of the multiplications (``minifer.ops.winograd_applies``
+path on the CPU, Winograd F(4x4, 3x3) (:mod:`minifer.layers.winograd`): the
+same result with 1/4 of the multiplications (``minifer.ops.winograd_applies``
 decides).
 """
 import numpy as np
@@ -39,7 +39,7 @@ def conv_forward(x, w, b, stride, pad, u=None, relu=False):
     """x (N,H,W,C), w (KH,KW,C,F), b (F,) or None -> out (N,OH,OW,F), cache; ``max(out, 0)``
     if ``relu`` (a fused ReLU, applied with the bias to each chunk while it is in the cache).
 
-    ``u``: Winograd's transformed filters of ``w`` when the caller keeps them (16, C, F)."""
+    ``u``: Winograd's transformed filters of ``w`` when the caller keeps them (36, C, F)."""
     n, h, wd, c = x.shape
     kh, kw, _, f = w.shape
     oh, ow = out_size(h, kh, stride, pad), out_size(wd, kw, stride, pad)

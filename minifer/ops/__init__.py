@@ -12,7 +12,7 @@ The functions below pick the implementation for the active device
 (``minifer.backend.DEVICE``); layers call only these.
 """
 from .. import backend
-from .reference import (out_size, window_taps,  # device-generic: the same on NumPy and CuPy
+from .reference import (WINO_PLANES, out_size, window_taps,  # device-generic: the same on NumPy and CuPy
                         winograd_filter, winograd_filter_adjoint, winograd_grid)
 
 __all__ = ["bias_relu", "out_size", "window_taps", "batch_chunks", "im2col", "col2im", "maxpool_forward",
@@ -46,7 +46,7 @@ def batch_chunks(n, bytes_per_image, chunk_bytes=None):
 
 
 def winograd_applies(w_shape, stride, pad):
-    """Whether a conv with weights ``w_shape`` (KH, KW, C, F) runs as Winograd F(2x2, 3x3):
+    """Whether a conv with weights ``w_shape`` (KH, KW, C, F) runs as Winograd F(4x4, 3x3):
     3x3, stride 1, padding 0-2, at least ``WINOGRAD_MIN_CHANNELS`` inputs, on the CPU (on the
     GPU, im2col's one large GEMM suits cuBLAS better)."""
     kh, kw, c, _ = w_shape
@@ -65,24 +65,24 @@ def col2im(cols, x_shape, kh, kw, stride=1, pad=0):
 
 
 def winograd_tiles(x, pad=1):
-    """x (N,H,W,C) -> V (16, N*TH*TW, C): ``B^T d B`` of every 4x4 input tile."""
+    """x (N,H,W,C) -> V (36, N*TH*TW, C): ``B^T d B`` of every 6x6 input tile."""
     return _impl().winograd_tiles(x, pad)
 
 
 def winograd_tiles_adjoint(dv, x_shape, pad=1, out=None):
-    """dV (16, N*TH*TW, C) -> dx ``x_shape`` (N,H,W,C): the backward pass of :func:`winograd_tiles`
+    """dV (36, N*TH*TW, C) -> dx ``x_shape`` (N,H,W,C): the backward pass of :func:`winograd_tiles`
     (each tile's ``B dV B^T`` added back onto the pixels it was read from); into ``out`` if given."""
     return _impl().winograd_tiles_adjoint(dv, x_shape, pad, out)
 
 
 def winograd_untile(m, out_shape, out=None, b=None, relu=False):
-    """M (16, N*TH*TW, F) -> out (N, OH, OW, F): ``A^T m A`` of every tile, plus the bias b (F,)
+    """M (36, N*TH*TW, F) -> out (N, OH, OW, F): ``A^T m A`` of every tile, plus the bias b (F,)
     and then ``max(., 0)`` if given; written into ``out`` (C-contiguous) if given."""
     return _impl().winograd_untile(m, out_shape, out, b, relu)
 
 
 def winograd_untile_adjoint(dout):
-    """dout (N,OH,OW,F) -> dM (16, N*TH*TW, F): the backward pass of :func:`winograd_untile`."""
+    """dout (N,OH,OW,F) -> dM (36, N*TH*TW, F): the backward pass of :func:`winograd_untile`."""
     return _impl().winograd_untile_adjoint(dout)
 
 

@@ -105,102 +105,143 @@ def col2im(cols, x_shape, kh, kw, stride=1, pad=0):
     return dx
 
 
-# ---- Winograd F(2x2, 3x3) tiles (the math: minifer.ops.reference) -----------------------
-# Over rows of tiles (image, ty); each tile is copied into a small (4, 4, C) buffer (zeros
-# outside the image) and transformed one 4-vector at a time, with the channels as the
-# innermost, contiguous loop.
+# ---- Winograd F(4x4, 3x3) tiles (the math: minifer.ops.reference) -----------------------
+# Over rows of tiles (image, ty). The 1-D transforms, written out (B^T, A^T and their transposes
+# in minifer.ops.reference): each line is one output row of a 6- or 4-point transform, and the
+# innermost loop runs over the contiguous channels, one output array at a time (so that Numba
+# vectorizes it).
 
 @kernel
 def _wino_tiles(x, pad, th, tw, v, lo, hi):
+    """A tile row's 6 input rows go through B^T once, for every column (e: (6, 4 TW + 2, C));
+    each tile's column pass (B^T again, on its 6 columns of e) writes its 36 values of V."""
     _, h, w, c = x.shape
-    d = np.empty((4, 4, c), dtype=x.dtype)                # one input tile
-    e = np.empty((4, 4, c), dtype=x.dtype)                # B^T d
+    zero = np.zeros((w, c), dtype=x.dtype)                # a row above or below the image
+    e = np.zeros((6, 4 * tw + 2, c), dtype=x.dtype)       # B^T d; 0 in the padding columns
     for r in range(lo, hi):
         b = r // th
-        ty = r - b * th
-        for tx in range(tw):
-            t = r * tw + tx
-            for i in range(4):
-                hr = 2 * ty - pad + i
-                for j in range(4):
-                    wi = 2 * tx - pad + j
-                    if 0 <= hr < h and 0 <= wi < w:
-                        for ch in range(c):
-                            d[i, j, ch] = x[b, hr, wi, ch]
-                    else:
-                        for ch in range(c):
-                            d[i, j, ch] = 0
-            for j in range(4):                            # e = B^T d, column by column
+        top = 4 * (r - b * th) - pad
+        d0 = x[b, top] if 0 <= top < h else zero
+        d1 = x[b, top + 1] if 0 <= top + 1 < h else zero
+        d2 = x[b, top + 2] if 0 <= top + 2 < h else zero
+        d3 = x[b, top + 3] if 0 <= top + 3 < h else zero
+        d4 = x[b, top + 4] if 0 <= top + 4 < h else zero
+        d5 = x[b, top + 5] if 0 <= top + 5 < h else zero
+        for i in range(min(w, 4 * tw + 2 - pad)):        # e = B^T d, one input column at a time
+            j = i + pad
+            for ch in range(c):
+                e[0, j, ch] = 4 * d0[i, ch] - 5 * d2[i, ch] + d4[i, ch]
+            for ch in range(c):
+                e[1, j, ch] = d3[i, ch] + d4[i, ch] - 4 * (d1[i, ch] + d2[i, ch])
+            for ch in range(c):
+                e[2, j, ch] = 4 * (d1[i, ch] - d2[i, ch]) + d4[i, ch] - d3[i, ch]
+            for ch in range(c):
+                e[3, j, ch] = 2 * (d3[i, ch] - d1[i, ch]) + d4[i, ch] - d2[i, ch]
+            for ch in range(c):
+                e[4, j, ch] = 2 * (d1[i, ch] - d3[i, ch]) + d4[i, ch] - d2[i, ch]
+            for ch in range(c):
+                e[5, j, ch] = 4 * d1[i, ch] - 5 * d3[i, ch] + d5[i, ch]
+        for tx in range(tw):                              # v = e B, tile by tile
+            t, j = r * tw + tx, 4 * tx
+            for a in range(6):
+                ea, k = e[a], 6 * a
                 for ch in range(c):
-                    e[0, j, ch] = d[0, j, ch] - d[2, j, ch]
-                    e[1, j, ch] = d[1, j, ch] + d[2, j, ch]
-                    e[2, j, ch] = d[2, j, ch] - d[1, j, ch]
-                    e[3, j, ch] = d[1, j, ch] - d[3, j, ch]
-            for i in range(4):                            # v = e B, row by row
+                    v[k, t, ch] = 4 * ea[j, ch] - 5 * ea[j + 2, ch] + ea[j + 4, ch]
                 for ch in range(c):
-                    v[4 * i, t, ch] = e[i, 0, ch] - e[i, 2, ch]
-                    v[4 * i + 1, t, ch] = e[i, 1, ch] + e[i, 2, ch]
-                    v[4 * i + 2, t, ch] = e[i, 2, ch] - e[i, 1, ch]
-                    v[4 * i + 3, t, ch] = e[i, 1, ch] - e[i, 3, ch]
+                    v[k + 1, t, ch] = ea[j + 3, ch] + ea[j + 4, ch] - 4 * (ea[j + 1, ch] + ea[j + 2, ch])
+                for ch in range(c):
+                    v[k + 2, t, ch] = 4 * (ea[j + 1, ch] - ea[j + 2, ch]) + ea[j + 4, ch] - ea[j + 3, ch]
+                for ch in range(c):
+                    v[k + 3, t, ch] = 2 * (ea[j + 3, ch] - ea[j + 1, ch]) + ea[j + 4, ch] - ea[j + 2, ch]
+                for ch in range(c):
+                    v[k + 4, t, ch] = 2 * (ea[j + 1, ch] - ea[j + 3, ch]) + ea[j + 4, ch] - ea[j + 2, ch]
+                for ch in range(c):
+                    v[k + 5, t, ch] = 4 * ea[j + 1, ch] - 5 * ea[j + 3, ch] + ea[j + 5, ch]
 
 
 @kernel
 def _wino_untile(m, out, b, relu, lo, hi):
     """Writes into out (N, OH, OW, F), adding b (F,) and clamping at 0 if relu as it goes."""
     _, oh, ow, f = out.shape
-    th, tw = (oh + 1) // 2, (ow + 1) // 2
+    th, tw = (oh + 3) // 4, (ow + 3) // 4
     bot = np.float32(0) if relu else np.float32(-np.inf)
-    e = np.empty((2, 4, f), dtype=m.dtype)                # A^T m
+    e = np.empty((4, 6, f), dtype=m.dtype)                # A^T m
+    y = np.empty((4, f), dtype=m.dtype)                   # one output row of the tile: e A
     for r in range(lo, hi):
         b_ = r // th
         ty = r - b_ * th
         for tx in range(tw):
             t = r * tw + tx
-            for j in range(4):
+            for j in range(6):
                 for ch in range(f):
-                    e[0, j, ch] = m[j, t, ch] + m[4 + j, t, ch] + m[8 + j, t, ch]
-                    e[1, j, ch] = m[4 + j, t, ch] - m[8 + j, t, ch] - m[12 + j, t, ch]
-            for i in range(2):                            # out = e A + b, where the tile is inside
-                hr = 2 * ty + i
-                if hr >= oh:
-                    continue
+                    e[0, j, ch] = m[j, t, ch] + m[6 + j, t, ch] + m[12 + j, t, ch] + m[18 + j, t, ch] + m[24 + j, t, ch]
                 for ch in range(f):
-                    out[b_, hr, 2 * tx, ch] = max(e[i, 0, ch] + e[i, 1, ch] + e[i, 2, ch] + b[ch], bot)
-                if 2 * tx + 1 < ow:
+                    e[1, j, ch] = m[6 + j, t, ch] - m[12 + j, t, ch] + 2 * (m[18 + j, t, ch] - m[24 + j, t, ch])
+                for ch in range(f):
+                    e[2, j, ch] = m[6 + j, t, ch] + m[12 + j, t, ch] + 4 * (m[18 + j, t, ch] + m[24 + j, t, ch])
+                for ch in range(f):
+                    e[3, j, ch] = (m[6 + j, t, ch] - m[12 + j, t, ch] + 8 * (m[18 + j, t, ch] - m[24 + j, t, ch])
+                                   + m[30 + j, t, ch])
+            for i in range(min(4, oh - 4 * ty)):          # out = e A + b, where the tile is inside
+                ei = e[i]
+                for ch in range(f):
+                    y[0, ch] = ei[0, ch] + ei[1, ch] + ei[2, ch] + ei[3, ch] + ei[4, ch]
+                for ch in range(f):
+                    y[1, ch] = ei[1, ch] - ei[2, ch] + 2 * (ei[3, ch] - ei[4, ch])
+                for ch in range(f):
+                    y[2, ch] = ei[1, ch] + ei[2, ch] + 4 * (ei[3, ch] + ei[4, ch])
+                for ch in range(f):
+                    y[3, ch] = ei[1, ch] - ei[2, ch] + 8 * (ei[3, ch] - ei[4, ch]) + ei[5, ch]
+                for k in range(min(4, ow - 4 * tx)):
                     for ch in range(f):
-                        out[b_, hr, 2 * tx + 1, ch] = max(e[i, 1, ch] - e[i, 2, ch] - e[i, 3, ch] + b[ch], bot)
+                        out[b_, 4 * ty + i, 4 * tx + k, ch] = max(y[k, ch] + b[ch], bot)
 
 
 @kernel
 def _wino_untile_adjoint(dy, th, tw, dm, lo, hi):
+    """dM = A g A^T of every 4x4 gradient tile g (0 past the edge)."""
     _, oh, ow, f = dy.shape
-    g = np.empty((2, 2, f), dtype=dy.dtype)               # one 2x2 gradient tile
-    e = np.empty((4, 2, f), dtype=dy.dtype)               # A g
+    g = np.zeros((4, 4, f), dtype=dy.dtype)               # one gradient tile
+    e = np.empty((6, 4, f), dtype=dy.dtype)               # A g
     for r in range(lo, hi):
         b = r // th
         ty = r - b * th
         for tx in range(tw):
             t = r * tw + tx
-            for i in range(2):
-                for j in range(2):
-                    if 2 * ty + i < oh and 2 * tx + j < ow:
-                        for ch in range(f):
-                            g[i, j, ch] = dy[b, 2 * ty + i, 2 * tx + j, ch]
-                    else:
-                        for ch in range(f):
-                            g[i, j, ch] = 0
-            for j in range(2):
+            rows, cols = min(4, oh - 4 * ty), min(4, ow - 4 * tx)
+            if rows < 4 or cols < 4:
+                g[:] = 0
+            for i in range(rows):
+                for j in range(cols):
+                    for ch in range(f):
+                        g[i, j, ch] = dy[b, 4 * ty + i, 4 * tx + j, ch]
+            for j in range(4):
                 for ch in range(f):
                     e[0, j, ch] = g[0, j, ch]
-                    e[1, j, ch] = g[0, j, ch] + g[1, j, ch]
-                    e[2, j, ch] = g[0, j, ch] - g[1, j, ch]
-                    e[3, j, ch] = -g[1, j, ch]
-            for i in range(4):                            # dm = e A^T
                 for ch in range(f):
-                    dm[4 * i, t, ch] = e[i, 0, ch]
-                    dm[4 * i + 1, t, ch] = e[i, 0, ch] + e[i, 1, ch]
-                    dm[4 * i + 2, t, ch] = e[i, 0, ch] - e[i, 1, ch]
-                    dm[4 * i + 3, t, ch] = -e[i, 1, ch]
+                    e[1, j, ch] = g[0, j, ch] + g[1, j, ch] + g[2, j, ch] + g[3, j, ch]
+                for ch in range(f):
+                    e[2, j, ch] = g[0, j, ch] - g[1, j, ch] + g[2, j, ch] - g[3, j, ch]
+                for ch in range(f):
+                    e[3, j, ch] = g[0, j, ch] + 2 * g[1, j, ch] + 4 * g[2, j, ch] + 8 * g[3, j, ch]
+                for ch in range(f):
+                    e[4, j, ch] = g[0, j, ch] - 2 * g[1, j, ch] + 4 * g[2, j, ch] - 8 * g[3, j, ch]
+                for ch in range(f):
+                    e[5, j, ch] = g[3, j, ch]
+            for a in range(6):                            # dm = e A^T
+                ea, k = e[a], 6 * a
+                for ch in range(f):
+                    dm[k, t, ch] = ea[0, ch]
+                for ch in range(f):
+                    dm[k + 1, t, ch] = ea[0, ch] + ea[1, ch] + ea[2, ch] + ea[3, ch]
+                for ch in range(f):
+                    dm[k + 2, t, ch] = ea[0, ch] - ea[1, ch] + ea[2, ch] - ea[3, ch]
+                for ch in range(f):
+                    dm[k + 3, t, ch] = ea[0, ch] + 2 * ea[1, ch] + 4 * ea[2, ch] + 8 * ea[3, ch]
+                for ch in range(f):
+                    dm[k + 4, t, ch] = ea[0, ch] - 2 * ea[1, ch] + 4 * ea[2, ch] - 8 * ea[3, ch]
+                for ch in range(f):
+                    dm[k + 5, t, ch] = ea[3, ch]
 
 
 @kernel
@@ -208,67 +249,86 @@ def _wino_tiles_adjoint(dv, dx, pad, th, tw, parity, lo, hi):
     """dx += every tile's B dV B^T at the pixels it was read from, for the tile rows
     ty = parity, parity + 2, ... numbered r = (image, (ty - parity) / 2) from lo to hi. Tile rows
     ty and ty + 2 share no input rows, so the ranges of one pass (even rows, then odd) never add
-    to one pixel together; the even pass zeroes the rows it covers first (they cover every row)."""
+    to one pixel together. The even pass first zeroes its rows and the two below them (which
+    only the odd tile row between reads), down to the bottom after the last even row.
+
+    Per tile row: each tile's column pass (dV B^T) is added into e (6, 4 TW + 2, C), tiles
+    overlapping by two columns; then one row pass (B e) per column adds it into dx."""
     _, h, w, c = dx.shape
     rows = (th - parity + 1) // 2
-    e = np.empty((4, 4, c), dtype=dv.dtype)               # dV B^T, row by row
+    e = np.empty((6, 4 * tw + 2, c), dtype=dv.dtype)
     for r in range(lo, hi):
         b = r // rows
         ty = parity + 2 * (r - b * rows)
+        top = 4 * ty - pad
         if parity == 0:
-            top = max(2 * ty - pad, 0)
-            bottom = h if ty + 2 >= th else min(2 * ty - pad + 4, h)
-            dx[b, top:bottom] = 0
+            dx[b, max(top, 0):h if ty + 2 >= th else min(top + 8, h)] = 0
+        e[:] = 0
         for tx in range(tw):
-            t = (b * th + ty) * tw + tx
-            for a in range(4):
+            t, j = (b * th + ty) * tw + tx, 4 * tx
+            for a in range(6):
+                ea, k = e[a], 6 * a
                 for ch in range(c):
-                    v0, v1 = dv[4 * a, t, ch], dv[4 * a + 1, t, ch]
-                    v2, v3 = dv[4 * a + 2, t, ch], dv[4 * a + 3, t, ch]
-                    e[a, 0, ch] = v0
-                    e[a, 1, ch] = v1 - v2 + v3
-                    e[a, 2, ch] = v1 + v2 - v0
-                    e[a, 3, ch] = -v3
-            for j in range(4):                            # B e, column by column, added in place
-                wi = 2 * tx - pad + j
-                if wi < 0 or wi >= w:
-                    continue
-                hr = 2 * ty - pad
-                if 0 <= hr < h:
-                    for ch in range(c):
-                        dx[b, hr, wi, ch] += e[0, j, ch]
-                if 0 <= hr + 1 < h:
-                    for ch in range(c):
-                        dx[b, hr + 1, wi, ch] += e[1, j, ch] - e[2, j, ch] + e[3, j, ch]
-                if 0 <= hr + 2 < h:
-                    for ch in range(c):
-                        dx[b, hr + 2, wi, ch] += e[1, j, ch] + e[2, j, ch] - e[0, j, ch]
-                if 0 <= hr + 3 < h:
-                    for ch in range(c):
-                        dx[b, hr + 3, wi, ch] -= e[3, j, ch]
+                    ea[j, ch] += 4 * dv[k, t, ch]
+                for ch in range(c):
+                    ea[j + 1, ch] += (4 * (dv[k + 2, t, ch] - dv[k + 1, t, ch] + dv[k + 5, t, ch])
+                                      + 2 * (dv[k + 4, t, ch] - dv[k + 3, t, ch]))
+                for ch in range(c):
+                    ea[j + 2, ch] -= (5 * dv[k, t, ch] + 4 * (dv[k + 1, t, ch] + dv[k + 2, t, ch])
+                                      + dv[k + 3, t, ch] + dv[k + 4, t, ch])
+                for ch in range(c):
+                    ea[j + 3, ch] += (dv[k + 1, t, ch] - dv[k + 2, t, ch] + 2 * (dv[k + 3, t, ch] - dv[k + 4, t, ch])
+                                      - 5 * dv[k + 5, t, ch])
+                for ch in range(c):
+                    ea[j + 4, ch] += dv[k, t, ch] + dv[k + 1, t, ch] + dv[k + 2, t, ch] + dv[k + 3, t, ch] + dv[k + 4, t, ch]
+                for ch in range(c):
+                    ea[j + 5, ch] += dv[k + 5, t, ch]
+        for i in range(min(w, 4 * tw + 2 - pad)):        # dx += B e, one column at a time
+            j = i + pad
+            if 0 <= top < h:
+                for ch in range(c):
+                    dx[b, top, i, ch] += 4 * e[0, j, ch]
+            if 0 <= top + 1 < h:
+                for ch in range(c):
+                    dx[b, top + 1, i, ch] += (4 * (e[2, j, ch] - e[1, j, ch] + e[5, j, ch])
+                                              + 2 * (e[4, j, ch] - e[3, j, ch]))
+            if 0 <= top + 2 < h:
+                for ch in range(c):
+                    dx[b, top + 2, i, ch] -= (5 * e[0, j, ch] + 4 * (e[1, j, ch] + e[2, j, ch])
+                                              + e[3, j, ch] + e[4, j, ch])
+            if 0 <= top + 3 < h:
+                for ch in range(c):
+                    dx[b, top + 3, i, ch] += (e[1, j, ch] - e[2, j, ch] + 2 * (e[3, j, ch] - e[4, j, ch])
+                                              - 5 * e[5, j, ch])
+            if 0 <= top + 4 < h:
+                for ch in range(c):
+                    dx[b, top + 4, i, ch] += e[0, j, ch] + e[1, j, ch] + e[2, j, ch] + e[3, j, ch] + e[4, j, ch]
+            if 0 <= top + 5 < h:
+                for ch in range(c):
+                    dx[b, top + 5, i, ch] += e[5, j, ch]
 
 
 def winograd_tiles(x, pad=1):
-    """x (N,H,W,C) -> V (16, N*TH*TW, C), as the reference."""
+    """x (N,H,W,C) -> V (36, N*TH*TW, C), as the reference."""
     n, _, _, c = x.shape
     _, _, th, tw = winograd_grid(x.shape[1], x.shape[2], pad)
-    v = np.empty((16, n * th * tw, c), x.dtype)
+    v = np.empty((reference.WINO_PLANES, n * th * tw, c), x.dtype)
     _rows(_wino_tiles, n * th, x.size, np.ascontiguousarray(x), pad, th, tw, v)
     return v
 
 
 def winograd_untile(m, out_shape, out=None, b=None, relu=False):
-    """M (16, N*TH*TW, F) -> out (N, OH, OW, F) (+ b, then ReLU if given; into ``out`` if given),
+    """M (36, N*TH*TW, F) -> out (N, OH, OW, F) (+ b, then ReLU if given; into ``out`` if given),
     as the reference."""
     if out is None:
         out = np.empty(out_shape, m.dtype)
     b = np.zeros(out_shape[-1], m.dtype) if b is None else b
-    _rows(_wino_untile, out_shape[0] * ((out_shape[1] + 1) // 2), m.size, np.ascontiguousarray(m), out, b, relu)
+    _rows(_wino_untile, out_shape[0] * ((out_shape[1] + 3) // 4), m.size, np.ascontiguousarray(m), out, b, relu)
     return out
 
 
 def winograd_tiles_adjoint(dv, x_shape, pad=1, out=None):
-    """dV (16, N*TH*TW, C) -> dx (N,H,W,C) (into ``out`` if given), as the reference."""
+    """dV (36, N*TH*TW, C) -> dx (N,H,W,C) (into ``out`` if given), as the reference."""
     _, _, th, tw = winograd_grid(x_shape[1], x_shape[2], pad)
     out = np.empty(x_shape, dv.dtype) if out is None else out
     dv = np.ascontiguousarray(dv)
@@ -278,10 +338,10 @@ def winograd_tiles_adjoint(dv, x_shape, pad=1, out=None):
 
 
 def winograd_untile_adjoint(dout):
-    """dout (N,OH,OW,F) -> dM (16, N*TH*TW, F), as the reference."""
+    """dout (N,OH,OW,F) -> dM (36, N*TH*TW, F), as the reference."""
     n, oh, ow, f = dout.shape
-    th, tw = (oh + 1) // 2, (ow + 1) // 2
-    dm = np.empty((16, n * th * tw, f), dout.dtype)
+    th, tw = (oh + 3) // 4, (ow + 3) // 4
+    dm = np.empty((reference.WINO_PLANES, n * th * tw, f), dout.dtype)
     _rows(_wino_untile_adjoint, n * th, dout.size, np.ascontiguousarray(dout), th, tw, dm)
     return dm
 

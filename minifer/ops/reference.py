@@ -28,26 +28,29 @@ batch 64 took 477 ms in NHWC and 761 ms in NCHW on the project's 2-core CPU.
 of ``dcols`` back onto the input pixel it was copied from. Overlapping windows
 add up, which is why col2im *sums*.
 
-**Winograd F(2x2, 3x3)** (Lavin & Gray 2016) computes a 3x3 stride-1
-convolution tile by tile: each 2x2 block of outputs comes from a 4x4 input
+**Winograd F(4x4, 3x3)** (Lavin & Gray 2016) computes a 3x3 stride-1
+convolution tile by tile: each 4x4 block of outputs comes from a 6x6 input
 tile ``d`` (tiles overlap by 2) and the 3x3 filter ``g`` as
 
-    Y = A^T [ (G g G^T) * (B^T d B) ] A        (* elementwise on 4x4)
+    Y = A^T [ (G g G^T) * (B^T d B) ] A        (* elementwise on 6x6)
 
-with 16 multiplications per tile and channel pair instead of 36. Summed over
-input channels, the 16 elementwise products become 16 GEMMs::
+with 36 multiplications per tile and channel pair instead of 16 x 9 = 144.
+Summed over input channels, the 36 elementwise products become 36 GEMMs::
 
-    V  = winograd_tiles(x)   (16, T, C)   B^T d B of every tile, T = N*TH*TW
-    U  = G g G^T             (16, C, F)   once per filter
-    M  = V @ U               (16, T, F)   16 GEMMs, 8/18 of im2col's FLOPs
+    V  = winograd_tiles(x)   (36, T, C)   B^T d B of every tile, T = N*TH*TW
+    U  = G g G^T             (36, C, F)   once per filter
+    M  = V @ U               (36, T, F)   36 GEMMs, 1/4 of im2col's FLOPs
     out = winograd_untile(M) (N, OH, OW, F)   A^T m A of every tile
 
 ``winograd_untile_adjoint`` (``A dY A^T``) and ``winograd_tiles_adjoint``
 (``B dV B^T``, added back onto the input) are the backward passes of the last
 and the first step: ``dM = untile_adjoint(dY)``, ``dU = V^T dM``,
 ``dx = tiles_adjoint(dM U^T)``. Tiles are ordered (n, ty, tx); tile
-(ty, tx) reads input rows ``2ty - P .. 2ty - P + 3`` and columns likewise
-(0 outside), and writes output rows ``2ty, 2ty + 1`` where they exist.
+(ty, tx) reads input rows ``4ty - P .. 4ty - P + 5`` and columns likewise
+(0 outside), and writes output rows ``4ty .. 4ty + 3`` where they exist.
+The functions below follow the matrices' shapes: F(2x2, 3x3), the smaller
+variant docs chapter 15 derives by hand, is the three matrices ``WINO_F2``
+(``tests/test_kernels.py`` checks one tile of each against a direct correlation).
 
 **Max-pool** keeps, for every output, the flat index ``h*W + w`` of the input
 that won (int32, the same meaning on every device); backward routes each
@@ -100,82 +103,99 @@ def col2im(cols, x_shape, kh, kw, stride=1, pad=0):
     # end exercise
 
 
-# ---- Winograd F(2x2, 3x3) tiles ------------------------------------------------------
-WINO_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float32)   # B^T (4, 4)
-WINO_G = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], np.float32)              # G (4, 3)
-WINO_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float32)                                 # A^T (2, 4)
+# ---- Winograd F(4x4, 3x3) tiles ------------------------------------------------------
+# B^T (6, 6), G (6, 3) and A^T (4, 6), from the interpolation points 0, 1, -1, 2, -2 and infinity.
+WINO_BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                    [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], np.float32)
+WINO_G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                   [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float32)
+WINO_AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+                   np.float32)
+WINO_F2 = (np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float32),   # B^T, G, A^T
+           np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], np.float32),          # of F(2x2, 3x3)
+           np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float32))
+WINO_TILE, WINO_OUT = WINO_AT.shape[1], WINO_AT.shape[0]       # 6x6 input tiles, 4x4 outputs each
+WINO_PLANES = WINO_TILE * WINO_TILE                            # 36 GEMMs
 
 
 def winograd_grid(h, w, pad):
-    """-> (OH, OW, TH, TW): a 3x3 stride-1 convolution's output size and its 2x2 tiles."""
+    """-> (OH, OW, TH, TW): a 3x3 stride-1 convolution's output size and its 4x4 tiles."""
     oh, ow = out_size(h, 3, 1, pad), out_size(w, 3, 1, pad)
-    return oh, ow, (oh + 1) // 2, (ow + 1) // 2
+    return oh, ow, -(-oh // WINO_OUT), -(-ow // WINO_OUT)
 
 
 def winograd_filter(w):
-    """w (3, 3, C, F) -> U (16, C, F): ``G g G^T`` of every filter (device-generic).
+    """w (3, 3, C, F) -> U (36, C, F): ``G g G^T`` of every filter (device-generic).
 
     As two small matrix products over all filters at once (``einsum`` would not use BLAS)."""
     xp = backend.get_array_module(w)
-    g = xp.asarray(WINO_G, dtype=w.dtype)                              # (4, 3)
+    g = xp.asarray(WINO_G, dtype=w.dtype)                              # (6, 3)
     c, f = w.shape[2:]
-    gw = (g @ w.reshape(3, 3 * c * f)).reshape(4, 3, c * f)            # G g, for every (c, f)
-    return (g @ gw).reshape(16, c, f)                                  # (G g) G^T
+    gw = (g @ w.reshape(3, 3 * c * f)).reshape(WINO_TILE, 3, c * f)    # G g, for every (c, f)
+    return (g @ gw).reshape(WINO_PLANES, c, f)                         # (G g) G^T
 
 
 def winograd_filter_adjoint(du):
-    """dU (16, C, F) -> dW (3, 3, C, F): ``G^T dU G``, the backward pass of :func:`winograd_filter`."""
+    """dU (36, C, F) -> dW (3, 3, C, F): ``G^T dU G``, the backward pass of :func:`winograd_filter`."""
     xp = backend.get_array_module(du)
     g = xp.asarray(WINO_G, dtype=du.dtype)
     c, f = du.shape[1:]
-    gd = (g.T @ du.reshape(4, 4 * c * f)).reshape(3, 4, c * f)         # G^T dU
-    return (g.T @ gd).reshape(3, 3, c, f)                              # (G^T dU) G
+    gd = (g.T @ du.reshape(WINO_TILE, WINO_TILE * c * f)).reshape(3, WINO_TILE, c * f)   # G^T dU
+    return (g.T @ gd).reshape(3, 3, c, f)                                                # (G^T dU) G
+
+
+def _padded(n, th, tw, c, xp, dtype):
+    """Zeros (N, 4 TH + 2, 4 TW + 2, C): room for every tile's rows and columns."""
+    return xp.zeros((n, WINO_OUT * th + 2, WINO_OUT * tw + 2, c), dtype)
 
 
 def winograd_tiles(x, pad=1):
-    """x (N,H,W,C) -> V (16, N*TH*TW, C): ``B^T d B`` of every 4x4 input tile ``d``."""
+    """x (N,H,W,C) -> V (36, N*TH*TW, C): ``B^T d B`` of every 6x6 input tile ``d``."""
     xp = backend.get_array_module(x)
     n, h, w, c = x.shape
     _, _, th, tw = winograd_grid(h, w, pad)
-    xpad = xp.zeros((n, 2 * th + 2, 2 * tw + 2, c), x.dtype)
-    rows, cols = min(h, 2 * th + 2 - pad), min(w, 2 * tw + 2 - pad)
+    xpad = _padded(n, th, tw, c, xp, x.dtype)
+    rows, cols = min(h, xpad.shape[1] - pad), min(w, xpad.shape[2] - pad)
     xpad[:, pad:pad + rows, pad:pad + cols] = x[:, :rows, :cols]
-    d = xp.stack([xp.stack([xpad[:, i:i + 2 * th:2, j:j + 2 * tw:2] for j in range(4)])
-                  for i in range(4)])                                      # (4, 4, N, TH, TW, C)
+    s, a = WINO_OUT, WINO_TILE
+    d = xp.stack([xp.stack([xpad[:, i:i + s * th:s, j:j + s * tw:s] for j in range(a)])
+                  for i in range(a)])                                      # (6, 6, N, TH, TW, C)
     bt = xp.asarray(WINO_BT, dtype=x.dtype)
     v = xp.einsum("ai,ijntwc,bj->abntwc", bt, d, bt)
-    return v.reshape(16, n * th * tw, c)
+    return v.reshape(WINO_PLANES, n * th * tw, c)
 
 
 def winograd_tiles_adjoint(dv, x_shape, pad=1, out=None):
-    """dV (16, N*TH*TW, C) -> dx ``x_shape`` (N,H,W,C): the backward pass of :func:`winograd_tiles`.
-    Every tile's ``B dV B^T`` (4x4) is added back onto the input pixels it was read from (tiles
+    """dV (36, N*TH*TW, C) -> dx ``x_shape`` (N,H,W,C): the backward pass of :func:`winograd_tiles`.
+    Every tile's ``B dV B^T`` (6x6) is added back onto the input pixels it was read from (tiles
     overlap, so they sum; the padding drops out). Written into ``out`` if given."""
     xp = backend.get_array_module(dv)
     n, h, w, c = x_shape
     _, _, th, tw = winograd_grid(h, w, pad)
+    s, a = WINO_OUT, WINO_TILE
     bt = xp.asarray(WINO_BT, dtype=dv.dtype)
-    d = xp.einsum("ai,abntwc,bj->ijntwc", bt, dv.reshape(4, 4, n, th, tw, c), bt)   # (4, 4, N, TH, TW, C)
-    xpad = xp.zeros((n, 2 * th + 2, 2 * tw + 2, c), dv.dtype)
-    for i in range(4):
-        for j in range(4):
-            xpad[:, i:i + 2 * th:2, j:j + 2 * tw:2] += d[i, j]
+    d = xp.einsum("ai,abntwc,bj->ijntwc", bt, dv.reshape(a, a, n, th, tw, c), bt)   # (6, 6, N, TH, TW, C)
+    xpad = _padded(n, th, tw, c, xp, dv.dtype)
+    for i in range(a):
+        for j in range(a):
+            xpad[:, i:i + s * th:s, j:j + s * tw:s] += d[i, j]
     dx = xp.zeros(x_shape, dv.dtype) if out is None else out
     dx[...] = 0
-    rows, cols = min(h, 2 * th + 2 - pad), min(w, 2 * tw + 2 - pad)
+    rows, cols = min(h, xpad.shape[1] - pad), min(w, xpad.shape[2] - pad)
     dx[:, :rows, :cols] = xpad[:, pad:pad + rows, pad:pad + cols]
     return dx
 
 
 def winograd_untile(m, out_shape, out=None, b=None, relu=False):
-    """M (16, N*TH*TW, F) -> out ``out_shape`` (N, OH, OW, F): ``A^T m A`` of every tile, plus
+    """M (36, N*TH*TW, F) -> out ``out_shape`` (N, OH, OW, F): ``A^T m A`` of every tile, plus
     the bias b (F,) and then ``max(., 0)`` if given (:func:`bias_relu`); written into ``out`` if given."""
     xp = backend.get_array_module(m)
     n, oh, ow, f = out_shape
-    th, tw = (oh + 1) // 2, (ow + 1) // 2
+    s, a = WINO_OUT, WINO_TILE
+    th, tw = -(-oh // s), -(-ow // s)
     at = xp.asarray(WINO_AT, dtype=m.dtype)
-    y = xp.einsum("ia,abntwf,jb->ntiwjf", at, m.reshape(4, 4, n, th, tw, f), at)   # (N, TH, 2, TW, 2, F)
-    y = bias_relu(xp.ascontiguousarray(y.reshape(n, 2 * th, 2 * tw, f)[:, :oh, :ow]), b, relu)
+    y = xp.einsum("ia,abntwf,jb->ntiwjf", at, m.reshape(a, a, n, th, tw, f), at)   # (N, TH, 4, TW, 4, F)
+    y = bias_relu(xp.ascontiguousarray(y.reshape(n, s * th, s * tw, f)[:, :oh, :ow]), b, relu)
     if out is None:
         return y
     out[...] = y
@@ -183,15 +203,16 @@ def winograd_untile(m, out_shape, out=None, b=None, relu=False):
 
 
 def winograd_untile_adjoint(dout):
-    """dout (N,OH,OW,F) -> dM (16, N*TH*TW, F): ``A dY A^T`` of every 2x2 tile (0 past the edge)."""
+    """dout (N,OH,OW,F) -> dM (36, N*TH*TW, F): ``A dY A^T`` of every 4x4 tile (0 past the edge)."""
     xp = backend.get_array_module(dout)
     n, oh, ow, f = dout.shape
-    th, tw = (oh + 1) // 2, (ow + 1) // 2
-    dy = xp.zeros((n, 2 * th, 2 * tw, f), dout.dtype)
+    s = WINO_OUT
+    th, tw = -(-oh // s), -(-ow // s)
+    dy = xp.zeros((n, s * th, s * tw, f), dout.dtype)
     dy[:, :oh, :ow] = dout
     at = xp.asarray(WINO_AT, dtype=dout.dtype)
-    dm = xp.einsum("ia,ntiwjf,jb->abntwf", at, dy.reshape(n, th, 2, tw, 2, f), at)
-    return dm.reshape(16, n * th * tw, f)
+    dm = xp.einsum("ia,ntiwjf,jb->abntwf", at, dy.reshape(n, th, s, tw, s, f), at)
+    return dm.reshape(WINO_PLANES, n * th * tw, f)
 
 
 # ---- max-pool ------------------------------------------------------------------------
