@@ -56,9 +56,10 @@ output (DIR):
 
 ray:
   Without --address, a Ray instance starts inside this process with one worker
-  per CPU. --address auto joins the cluster this machine belongs to (ray start),
-  --address ray://HOST:10001 a remote one; every node must see the inputs at the
-  same paths.
+  per CPU. --address auto joins the cluster this machine belongs to (ray start);
+  every node must see the inputs at the same paths. From another machine, submit
+  the command: ray job submit --address http://HEAD_IP:8265 -- python -m
+  minifer.batch ... --address auto (Ray Data does not run over ray:// addresses).
 
 exit status:
   0 every input processed, 1 some input failed (one line each on stderr, and
@@ -74,7 +75,7 @@ examples:
     p.add_argument("--out", metavar="DIR", help="output folder (required)")
     g = p.add_argument_group("ray")
     g.add_argument("--address", metavar="ADDR",
-                   help="a running Ray cluster: auto, HOST:PORT or ray://HOST:PORT "
+                   help="a running Ray cluster: auto or HOST:PORT "
                         "(default: start one in this process)")
     g.add_argument("--workers", type=positive_int, metavar="N",
                    help="actors, each with the model loaded and one CPU (default: one per CPU)")

@@ -208,7 +208,8 @@ def test_usage_errors_exit_2_without_starting_ray(tmp_path, capfd):
     (tmp_path / "file").write_text("x")
     for argv in ([], [str(ASTRONAUT)], ["--out", str(tmp_path / "o"), "--segment-s", "0", str(ASTRONAUT)],
                  ["--out", str(tmp_path / "o"), "--weights", str(tmp_path / "none.npz"), str(ASTRONAUT)],
-                 ["--out", str(tmp_path / "file"), str(ASTRONAUT)]):
+                 ["--out", str(tmp_path / "file"), str(ASTRONAUT)],
+                 ["--out", str(tmp_path / "o"), "--address", "ray://127.0.0.1:10001", str(ASTRONAUT)]):
         assert main(argv) == 2, argv
         err = capfd.readouterr().err
         assert len(err.splitlines()) == 1 and err.startswith("minifer.batch: error: "), (argv, err)

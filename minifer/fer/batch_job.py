@@ -110,7 +110,7 @@ def annotate(inputs, out, *, address=None, workers=None, segment_s=SEGMENT_S, we
     :func:`minifer.fer.batch_inputs.expand`) into the Parquet datasets under ``out``
     (:mod:`minifer.fer.batch_store`) -> :class:`Summary`.
 
-    ``address``: a running Ray cluster (``"auto"``, ``"host:port"``, ``"ray://host:port"``), else
+    ``address``: a running Ray cluster (``"auto"``, ``"host:port"``; not ``"ray://..."``), else
     a local instance (or the Ray session this process already has). ``workers``: actors (default
     one per CPU). ``weights``/``model``, ``tta``, ``threshold``, ``min_face`` as for photos in
     ``predict``; ``detect_every`` as ``predict --video``. ``progress(Progress)`` is called about
@@ -119,7 +119,9 @@ def annotate(inputs, out, *, address=None, workers=None, segment_s=SEGMENT_S, we
     :class:`~minifer.fer.batch_store.StoreError` (output folder) and
     :class:`~minifer.fer.batch_ray.RayError` (Ray).
     """
+    from . import batch_ray
     t0 = time.perf_counter()
+    batch_ray.check_address(address)                 # before anything is written
     on_error = on_error or (lambda message: None)
     files, problems = expand(inputs)
     for arg, reason in problems:

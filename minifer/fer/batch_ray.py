@@ -1,7 +1,8 @@
 """Ray for ``python -m minifer.batch``: the session, and the Ray Data job over the inputs.
 
 :func:`start` joins a running cluster (``address``: ``"auto"``, ``"host:port"`` or
-``"ray://host:port"``) or starts a Ray instance inside this process, sized to the machine.
+``"ray://..."`` is refused: Ray Data needs a node's own connection) or starts a Ray instance inside
+this process, sized to the machine.
 :func:`annotate` is one streaming Ray Data job: tasks read what each input is and cut it into
 units (:func:`~minifer.fer.batch_units.plan_units`), and a pool of
 :class:`~minifer.fer.batch_units.Annotator` actors, each keeping one recognizer loaded, runs them.
@@ -33,9 +34,21 @@ def _ray():
     return ray
 
 
+def check_address(address):
+    """:class:`RayError` for a Ray Client address (``ray://``): Ray Data does not run over Ray
+    Client (Ray 2.60 stops the first job with ``'Worker' object has no attribute 'core_worker'``;
+    its maintainers point to job submission instead, ray-project/ray#48682)."""
+    if address and address.startswith("ray://"):
+        raise RayError(f"Ray Data does not run over Ray Client ({address}): run this command on a node "
+                       "of the cluster with --address auto, or submit it from here with "
+                       "ray job submit --address http://HEAD_IP:8265 -- python -m minifer.batch ... --address auto")
+
+
 def start(address=None, cpus=None):
     """Connect to Ray -> True if this call started it (end it with :func:`stop`), False if this
-    process was connected already. ``address`` None: a local instance with ``cpus`` CPUs."""
+    process was connected already. ``address`` None: a local instance with ``cpus`` CPUs; a
+    ``ray://`` one is refused (:func:`check_address`)."""
+    check_address(address)
     ray = _ray()
     if ray.is_initialized():
         return False
