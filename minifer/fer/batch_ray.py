@@ -1,8 +1,8 @@
 """Ray for ``python -m minifer.batch``: the session, and the Ray Data job over the inputs.
 
-:func:`start` joins a running cluster (``address``: ``"auto"``, ``"host:port"`` or
-``"ray://..."`` is refused: Ray Data needs a node's own connection) or starts a Ray instance inside
-this process, sized to the machine.
+:func:`start` joins a running cluster (``address``: ``"auto"`` or ``"host:port"``; a Ray Client
+address, ``"ray://..."``, is refused: Ray Data does not run over Ray Client) or starts a Ray
+instance inside this process, sized to the machine.
 :func:`annotate` is one streaming Ray Data job: tasks read what each input is and cut it into
 units (:func:`~minifer.fer.batch_units.plan_units`), and a pool of
 :class:`~minifer.fer.batch_units.Annotator` actors, each keeping one recognizer loaded, runs them.
